@@ -1,0 +1,121 @@
+"""Lightning callbacks: when to prune, and a one-line summary per epoch.
+
+Unlike Lightning's own ``ModelPruning``, ``PruningCallback`` never touches the output layer
+unless asked, prunes *before* the evaluation that is reported (never after the last
+validation), and logs every sparsity figure to the CSV log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from prunelab.model import MaskedMLP
+from prunelab.pruning import check_sparsity, get_strategy
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def mask_optimizer_state(optimizer: torch.optim.Optimizer, net: MaskedMLP) -> None:
+    """Zero every per-weight optimizer buffer (Adam's moments, SGD momentum) of pruned entries.
+
+    With the mask in ``forward`` a pruned weight's gradient is 0; zeroing its moments too
+    makes its Adam update exactly 0, so it stays exactly 0 for the rest of training.
+    """
+    mask_of = {id(layer.weight): layer.mask for layer in net.layers}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            mask = mask_of.get(id(p))
+            if mask is None:
+                continue
+            for value in optimizer.state.get(p, {}).values():
+                if isinstance(value, Tensor) and value.shape == p.shape:
+                    value.mul_(mask)
+
+
+class PruningCallback(pl.Callback):
+    """One-shot pruning: train ``prune_after_epochs`` dense epochs, prune to ``sparsity``.
+
+    Masks are computed at the start of epoch ``prune_after_epochs`` (so every logged epoch
+    row describes one model: dense rows before, pruned rows after), or, if training ends
+    first, at the start of the reported test. Later epochs fine-tune with masks fixed.
+    """
+
+    def __init__(
+        self,
+        strategy: str,
+        sparsity: float,
+        prune_after_epochs: int,
+        prune_output: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        get_strategy(strategy)  # fail at construction, not after an hour of training
+        self.strategy = strategy
+        self.sparsity = check_sparsity(sparsity)
+        if prune_after_epochs < 0:
+            raise ValueError(f"prune_after_epochs must be ≥ 0, got {prune_after_epochs}")
+        self.prune_after_epochs = prune_after_epochs
+        self.prune_output = prune_output
+        self.seed = seed
+        self.pruned = False
+
+    def prune(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Compute and install the masks, and clear optimizer state of pruned weights."""
+        net: MaskedMLP = pl_module.net
+        net.prune(self.strategy, self.sparsity, self.prune_output, self.seed)
+        for opt in trainer.optimizers:
+            mask_optimizer_state(opt, net)
+        self.pruned = True
+        figures = self.figures(pl_module)
+        log.info(
+            "pruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
+            self.strategy,
+            self.sparsity,
+            figures["sparsity/global"],
+            figures["sparsity/effective"],
+            figures["params/nonzero"],
+            figures["params/total"],
+        )
+        return figures
+
+    def figures(self, pl_module: pl.LightningModule) -> dict[str, float]:
+        """The sparsity report for the model as it is now."""
+        k = self.sparsity if self.pruned else 0.0
+        return pl_module.net.sparsity(k, self.prune_output)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.pruned and trainer.current_epoch >= self.prune_after_epochs:
+            self.prune(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.log_dict(self.figures(pl_module), on_step=False, on_epoch=True)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.pruned:
+            self.prune(trainer, pl_module)
+        if trainer.logger is not None:
+            final = {f"final/{k}": v for k, v in self.figures(pl_module).items()}
+            trainer.logger.log_metrics(final, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pruned": self.pruned}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.pruned = bool(state_dict["pruned"])
+
+
+class EpochSummary(pl.Callback):
+    """Log one readable line per epoch instead of a progress bar (sweeps write to files)."""
+
+    KEYS = ("train/loss", "train/acc", "val/acc", "test/acc", "sparsity/global")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        m = trainer.callback_metrics
+        parts = [f"{k} {float(m[k]):.4f}" for k in self.KEYS if k in m]
+        log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, "  ".join(parts))

@@ -1,0 +1,143 @@
+"""End to end: a default run on a data subset, its result.json, the CLI and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from prunelab.data import SYSTEM_DIRS
+from prunelab.errors import ConfigError
+from prunelab.model import MaskedMLP
+from prunelab.results import MODEL_FILE, RESULT_FILE
+from prunelab.train import check_group_choices, train
+
+from .conftest import ROOT, run_cli
+
+
+def final_row(metrics: pd.DataFrame, key: str) -> float:
+    values = metrics[key].dropna()
+    assert len(values) == 1, f"{key} logged once"
+    return float(values.iloc[0])
+
+
+def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_cfg, tmp_path):
+    cfg = make_cfg("data.limit=1500", "strategy=neuron", "sparsity=0.5")
+    result = train(cfg)
+    run = tmp_path / "run"
+    on_disk = json.loads((run / RESULT_FILE).read_text())
+    assert on_disk == result
+    assert on_disk["status"] == "ok" and on_disk["strategy"] == "neuron"
+    assert on_disk["epochs"] == 5 and on_disk["sparsity"] == 0.5
+
+    metrics = pd.read_csv(run / "metrics.csv")
+    for split in ("train", "val", "test"):
+        for m in ("acc", "loss"):
+            logged = final_row(metrics, f"final/{split}/{m}")
+            assert on_disk[f"{split}_{m}"] == pytest.approx(logged)
+    for key, value in on_disk["figures"].items():
+        assert value == pytest.approx(final_row(metrics, f"final/{key}"), rel=1e-6)
+    per_epoch = metrics.dropna(subset=["test/acc"])
+    assert per_epoch["epoch"].tolist() == [0, 1, 2, 3, 4], "test accuracy logged every epoch"
+    assert on_disk["test_acc"] > 0.5, "five epochs on 1500 images learn something"
+
+    fig = on_disk["figures"]
+    for layer in range(1, 5):
+        assert fig[f"sparsity/layer{layer}"] == 0.5
+    assert fig["sparsity/layer5"] == 0.0
+    assert fig["sparsity/effective"] > fig["sparsity/global"] == 0.5
+
+    state = torch.load(run / MODEL_FILE, weights_only=True)
+    net = MaskedMLP(cfg.model.sizes)
+    net.load_state_dict(state)
+    assert int((~net.layers[0].mask).all(dim=1).sum()) == 500
+    assert on_disk["git_sha"] and on_disk["config"]["sparsity"] == 0.5
+
+
+def test_finetuning_keeps_pruned_weights_at_zero_and_logs_pruned_epochs(make_cfg, tmp_path):
+    cfg = make_cfg(
+        "data.limit=600", "sparsity=0.9", "schedule.epochs=1", "schedule.finetune_epochs=2"
+    )
+    result = train(cfg)
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    sparsity_by_epoch = metrics.dropna(subset=["sparsity/global"])
+    assert sparsity_by_epoch["sparsity/global"].round(4).tolist() == [0.0, 0.9, 0.9]
+    net = MaskedMLP(cfg.model.sizes)
+    net.load_state_dict(torch.load(tmp_path / "run" / MODEL_FILE, weights_only=True))
+    for layer in net.layers:
+        assert int((layer.weight[~layer.mask] != 0).sum()) == 0
+    assert result["finetune_epochs"] == 2
+
+
+def test_a_finished_run_is_returned_without_training_again(make_cfg, tmp_path):
+    cfg = make_cfg("data.limit=300", "schedule.epochs=1")
+    first = train(cfg)
+    before = (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns
+    second = train(cfg)
+    assert second == first
+    assert (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns == before
+
+
+def test_help_is_prunelabs_own_text():
+    proc = run_cli("--help", cwd=ROOT)
+    assert proc.returncode == 0
+    out = proc.stdout
+    assert "prunelab.train" in out and "strategy: " in out and "schedule: oneshot" in out
+    assert out.count("python -m prunelab.train") >= 3, "three examples"
+    assert "Powered by Hydra" not in out
+
+
+BAD_INPUTS = [
+    (["strategy=magnitude"], "unknown strategy 'magnitude'"),
+    (["schedule=cosine"], "unknown schedule 'cosine'"),
+    (["sparsity=1.0"], "sparsity must be in [0, 1)"),
+    (["sparsity=-0.1"], "sparsity must be in [0, 1)"),
+    (["sparsity=abc"], "sparsity must be a number"),
+    (["model.sizes=[100,50,10]"], "model.sizes=[784,50,10]"),
+    (["schedule.finetune_epochs=-1"], "schedule.finetune_epochs must be a whole number"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_bad_input_gives_one_clear_line_and_writes_no_result(tmp_path, args, message):
+    run_dir = tmp_path / "run"
+    proc = run_cli(*args, "data.limit=100", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (run_dir / RESULT_FILE).exists() and not (run_dir / "metrics.csv").exists()
+
+
+def test_missing_dataset_with_no_network_is_one_clear_line(tmp_path):
+    if any(d.exists() for d in SYSTEM_DIRS["fashion_mnist"]):
+        pytest.skip("Debian's dataset-fashion-mnist is installed here, so the data is not missing")
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "data=fashion_mnist",
+        f"paths.data_dir={tmp_path / 'nothing'}",
+        "data.download=false",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: fashion_mnist not found") and "apt-get install" in last
+    assert not (run_dir / RESULT_FILE).exists()
+
+
+def test_group_choices_are_checked_item_by_item_in_sweeps():
+    check_group_choices(["strategy=weight,neuron", "sparsity=0.1", "-m", "hydra.run.dir=x"])
+    with pytest.raises(ConfigError, match="unknown strategy 'nueron'"):
+        check_group_choices(["strategy=weight,nueron"])
+
+
+def test_result_json_never_holds_nan(make_cfg, tmp_path):
+    result = train(make_cfg("data.limit=200", "schedule.epochs=1", "save_model=false"))
+    floats = [v for v in result.values() if isinstance(v, float)]
+    floats += list(result["figures"].values())
+    assert all(math.isfinite(v) for v in floats)
+    assert not (tmp_path / "run" / MODEL_FILE).exists()
