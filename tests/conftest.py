@@ -27,7 +27,11 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(
                 config_name="config",
-                overrides=[f"paths.output_dir={tmp_path / 'run'}", *overrides],
+                overrides=[
+                    f"paths.output_dir={tmp_path / 'run'}",
+                    f"paths.cache_dir={tmp_path / 'cache'}",
+                    *overrides,
+                ],
             )
 
     yield _make

@@ -141,3 +141,48 @@ def test_result_json_never_holds_nan(make_cfg, tmp_path):
     floats += list(result["figures"].values())
     assert all(math.isfinite(v) for v in floats)
     assert not (tmp_path / "run" / MODEL_FILE).exists()
+
+
+@pytest.mark.parametrize("finetune", [0, 1])
+def test_a_run_from_the_dense_cache_equals_one_trained_straight_through(
+    make_cfg, tmp_path, finetune
+):
+    common = ["data.limit=600", "schedule.epochs=2", f"schedule.finetune_epochs={finetune}"]
+    cached = train(make_cfg(*common, "sparsity=0.7"))
+    assert cached["dense_cache"] is not None
+    direct = train(
+        make_cfg(
+            *common, "sparsity=0.7", "dense_cache=false", f"paths.output_dir={tmp_path / 'direct'}"
+        )
+    )
+    assert direct["dense_cache"] is None
+    for key in ("train_acc", "val_acc", "test_acc", "test_loss"):
+        assert cached[key] == direct[key]
+    a = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["test/acc"])
+    b = pd.read_csv(tmp_path / "direct" / "metrics.csv").dropna(subset=["test/acc"])
+    assert a["epoch"].tolist() == b["epoch"].tolist() == list(range(2 + finetune))
+    assert a["test/acc"].tolist() == b["test/acc"].tolist()
+
+
+def test_runs_that_differ_only_in_strategy_and_k_share_one_dense_model(make_cfg, tmp_path):
+    for i, (strategy, k) in enumerate([("weight", 0.5), ("neuron", 0.9), ("weight", 0.0)]):
+        train(
+            make_cfg(
+                "data.limit=300",
+                "schedule.epochs=1",
+                f"strategy={strategy}",
+                f"sparsity={k}",
+                f"paths.output_dir={tmp_path / str(i)}",
+            )
+        )
+    entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert len(entries) == 1
+    train(
+        make_cfg(
+            "data.limit=300",
+            "schedule.epochs=1",
+            "seed=1",
+            f"paths.output_dir={tmp_path / 'seed1'}",
+        )
+    )
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2

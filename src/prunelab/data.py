@@ -71,7 +71,7 @@ BUNDLED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e14
 N_VAL = 10_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: usable as a cache key
 class RawDataset:
     """A dataset as stored: uint8 images flattened to (N, 784), int64 labels."""
 
@@ -365,6 +365,7 @@ class BatchLoader:
 
     Shuffling draws a fresh permutation each epoch from a generator seeded with
     ``seed + epoch``, so an epoch's batches depend only on (seed, epoch), not on history.
+    Without ``set_epoch`` calls, each pass advances the epoch by one.
     """
 
     def __init__(
@@ -377,6 +378,11 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use epoch ``epoch``'s order (a run resumed at epoch E continues
+        with the same batches as an uninterrupted one)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size

@@ -9,7 +9,10 @@ travel in ``state_dict`` and checkpoints with no reparametrisation (``torch.nn.u
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -100,10 +103,17 @@ class PruningModule(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str = "adam",
+        lr_schedule: str = "constant",
+        dense_epochs: int = 0,
+        finetune_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"unknown optim.name {optimizer!r}; choose adam, adamw or sgd")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"unknown optim.lr_schedule {lr_schedule!r}; choose cosine or constant"
+            )
         if not lr > 0:
             raise ConfigError(f"optim.lr must be positive, got {lr}")
         self.save_hyperparameters()
@@ -117,14 +127,17 @@ class PruningModule(pl.LightningModule):
             }
         )
         self.val_splits: tuple[str, ...] = ("val", "test")
+        self._test_net: nn.Module | None = None
         self.test_splits: tuple[str, ...] = EVAL_SPLITS
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _step(self, batch: tuple[Tensor, Tensor], metric: str, prefix: str) -> Tensor:
+    def _step(
+        self, batch: tuple[Tensor, Tensor], metric: str, prefix: str, net: nn.Module | None = None
+    ) -> Tensor:
         x, y = batch
-        logits = self(x)
+        logits = (self.net if net is None else net)(x)
         loss = F.cross_entropy(logits, y)
         acc = self.acc[metric]
         acc(logits, y)
@@ -133,6 +146,13 @@ class PruningModule(pl.LightningModule):
         self.log(f"{prefix}/loss", loss, **opts)
         self.log(f"{prefix}/acc", acc, **opts)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        # Batch order is a function of (seed, epoch), so a run resumed from a cached dense
+        # checkpoint at epoch E sees the same batches as one that trained straight through.
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.current_epoch)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "fit_train", "train")
@@ -149,16 +169,44 @@ class PruningModule(pl.LightningModule):
         split = self.val_splits[dataloader_idx]
         self._step(batch, f"fit_{split}", split)
 
+    def on_test_start(self) -> None:
+        # Runs after the callbacks' on_test_start, so after pruning. The compact form (dead
+        # units dropped) gives the same logits for a fraction of the FLOPs at high unit
+        # sparsity, which keeps a sweep's evaluations cheap.
+        from prunelab.sparse import compact
+
+        self._test_net = compact(self.net).eval()
+
+    def on_test_end(self) -> None:
+        self._test_net = None
+
     def test_step(
         self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         split = self.test_splits[dataloader_idx]
-        self._step(batch, f"final_{split}", f"final/{split}")
+        self._step(batch, f"final_{split}", f"final/{split}", net=self._test_net)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         params = self.net.parameters()
         if hp.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
-        cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-        return cls(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            opt = torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        else:
+            cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+            opt = cls(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        factor = partial(lr_factor, hp.lr_schedule, hp.dense_epochs, hp.finetune_lr_scale)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def lr_factor(schedule: str, dense_epochs: int, finetune_scale: float, epoch: int) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based).
+
+    Depends only on the dense phase's length, never on fine-tuning, so the dense model, and
+    with it the dense cache, is the same whatever comes after pruning.
+    """
+    if epoch >= dense_epochs:
+        return finetune_scale
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / dense_epochs))
+    return 1.0

@@ -12,12 +12,14 @@ import json
 import os
 import subprocess
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 
 RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
 MODEL_FILE = "model.pt"
 
 
@@ -35,6 +37,20 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_error(job_dir: Path, error: BaseException) -> None:
+    """Leave the traceback of a failed job in its own dir, where the report will find it.
+
+    The first line is the error itself, so ``head -1 */error.txt`` lists why jobs failed.
+    """
+    text = f"{type(error).__name__}: {error}\n\n" + "".join(traceback.format_exception(error))
+    path = Path(job_dir) / ERROR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def save_state_atomic(path: Path, state: dict[str, torch.Tensor]) -> None:

@@ -7,7 +7,9 @@ Thin on purpose (DESIGN §1): the science lives in ``pruning.py``, the timing of
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import sys
 import time
 import warnings
@@ -15,23 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import pandas as pd
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger, Logger
 
-from prunelab import __version__
+from prunelab import __version__, cache
 from prunelab.callbacks import EpochSummary, PruningCallback
 from prunelab.data import BatchLoader, dataset_summary, load_dataset, make_splits
-from prunelab.errors import ConfigError, PrunelabError
+from prunelab.errors import ConfigError, PrunelabError, TrainingError
 from prunelab.model import PruningModule
 from prunelab.pruning import check_sparsity, get_strategy
 from prunelab.results import (
+    ERROR_FILE,
     MODEL_FILE,
     RESULT_FILE,
     config_hash,
     git_sha,
     read_result,
     save_state_atomic,
+    write_error,
     write_json_atomic,
 )
 
@@ -79,11 +87,86 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
 
 
+# Hydra's local launchers run a sweep's jobs in one process: load and normalise the data once.
+cached_dataset = functools.lru_cache(maxsize=2)(load_dataset)
+cached_splits = functools.lru_cache(maxsize=2)(make_splits)
+
+
+def build_module(cfg: DictConfig, sizes: list[int]) -> PruningModule:
+    """The LightningModule a run trains; the dense-cache builder uses the very same one."""
+    o = cfg.optim
+    module = PruningModule(
+        sizes,
+        lr=o.lr,
+        weight_decay=o.weight_decay,
+        optimizer=o.name,
+        lr_schedule=o.lr_schedule,
+        dense_epochs=cfg.schedule.epochs,
+        finetune_lr_scale=o.finetune_lr_scale,
+    )
+    if not cfg.eval_test_every_epoch:
+        module.val_splits = ("val",)
+    return module
+
+
+def build_trainer(
+    cfg: DictConfig, out: Path, max_epochs: int, callbacks: list[pl.Callback], logger: Logger
+) -> pl.Trainer:
+    return pl.Trainer(
+        **OmegaConf.to_container(cfg.trainer),
+        max_epochs=max_epochs,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        default_root_dir=out,
+    )
+
+
+def pruning_callback(cfg: DictConfig) -> PruningCallback:
+    return PruningCallback(
+        cfg.strategy.name,
+        cfg.sparsity,
+        prune_after_epochs=cfg.schedule.epochs,
+        prune_output=cfg.strategy.prune_output,
+        seed=cfg.seed,
+    )
+
+
+def dense_settings(cfg: DictConfig) -> dict[str, Any]:
+    """Everything the dense phase of a oneshot run depends on: the dense-cache key's input.
+
+    Strategy and sparsity are absent on purpose: that is what lets a sweep share the model.
+    """
+    pick = {
+        "data": ["name", "mean", "std", "batch_size", "limit"],
+        "trainer": ["accelerator", "precision", "deterministic"],
+    }
+    return {
+        **{g: {k: cfg[g].get(k) for k in keys} for g, keys in pick.items()},
+        "sizes": list(cfg.model.sizes),
+        "optim": OmegaConf.to_container(cfg.optim),
+        "epochs": cfg.schedule.epochs,
+        "seed": cfg.seed,
+        "eval_test_every_epoch": cfg.eval_test_every_epoch,
+    }
+
+
+def replay_rows(metrics_csv: Path, logger: Logger) -> None:
+    """Copy the dense phase's per-epoch rows into this run's log, so its curves start at 0."""
+    rows = pd.read_csv(metrics_csv)
+    for row in rows.to_dict("records"):
+        step = int(row.pop("step"))
+        values = {k: float(v) for k, v in row.items() if pd.notna(v)}
+        if values:
+            logger.log_metrics(values, step=step)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, prune and evaluate one model; return (and write) its ``result.json`` content.
 
     A run whose output dir already holds a finished result returns it without training, so
-    re-running an interrupted sweep only does what is missing.
+    re-running an interrupted sweep only does what is missing. With ``dense_cache`` on, the
+    dense phase is trained once per key (see ``cache.py``) and every run resumes from it.
     """
     out = Path(cfg.paths.output_dir)
     done = read_result(out)
@@ -93,47 +176,61 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     _quiet_lightning()
     started = time.perf_counter()
-    pl.seed_everything(cfg.seed, workers=False, verbose=False)
 
-    raw = load_dataset(cfg.data.name, cfg.paths.data_dir, cfg.data.download)
+    raw = cached_dataset(cfg.data.name, str(cfg.paths.data_dir), cfg.data.download)
     log.info(dataset_summary(raw))
     sizes = list(cfg.model.sizes)
     check_sizes(sizes, raw.n_features, raw.n_classes, raw.name)
     device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
-    splits = make_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
+    splits = cached_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
+    train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
+    ebs = cfg.data.eval_batch_size
+    eval_loaders = {
+        "train": BatchLoader(*(t[: cfg.data.eval_train_limit] for t in splits.train), ebs),
+        "val": BatchLoader(*splits.val, ebs),
+        "test": BatchLoader(*splits.test, ebs),
+    }
 
-    module = PruningModule(sizes, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.name)
-    if not cfg.eval_test_every_epoch:
-        module.val_splits = ("val",)
-    bs = cfg.data.batch_size
-    train_loader = BatchLoader(*splits.train, bs, shuffle=True, seed=cfg.seed)
-    eval_loaders = {name: BatchLoader(*getattr(splits, name), bs) for name in module.test_splits}
+    def fit(module: PruningModule, trainer: pl.Trainer, ckpt: Path | None = None) -> None:
+        val = [eval_loaders[s] for s in module.val_splits]
+        trainer.fit(module, train_loader, val, ckpt_path=ckpt, weights_only=True)
 
-    pruning = PruningCallback(
-        cfg.strategy.name,
-        cfg.sparsity,
-        prune_after_epochs=cfg.schedule.epochs,
-        prune_output=cfg.strategy.prune_output,
-        seed=cfg.seed,
-    )
-    trainer = pl.Trainer(
-        **OmegaConf.to_container(cfg.trainer),
-        max_epochs=cfg.schedule.epochs + cfg.schedule.finetune_epochs,
-        logger=hydra.utils.instantiate(cfg.logger),
-        callbacks=[pruning, EpochSummary()],
-        enable_checkpointing=False,
-        default_root_dir=out,
-    )
-    trainer.fit(
-        module,
-        train_dataloaders=train_loader,
-        val_dataloaders=[eval_loaders[s] for s in module.val_splits],
-    )
+    dense_ckpt: Path | None = None
+    dense_rows: Path | None = None
+    if cfg.dense_cache and cfg.schedule.epochs > 0:
+
+        def build_dense(workdir: Path) -> None:
+            log.info("training the dense model (%d epochs) for the cache", cfg.schedule.epochs)
+            pl.seed_everything(cfg.seed, workers=False, verbose=False)
+            module = build_module(cfg, sizes)
+            csv = CSVLogger(workdir, name="", version="")
+            callbacks = [pruning_callback(cfg), EpochSummary()]
+            trainer = build_trainer(cfg, workdir, cfg.schedule.epochs, callbacks, csv)
+            fit(module, trainer)
+            csv.finalize("success")
+            trainer.save_checkpoint(workdir / cache.CHECKPOINT)
+
+        key = cache.dense_key(dense_settings(cfg))
+        entry = cache.get_or_build(Path(cfg.paths.cache_dir), key, build_dense)
+        dense_ckpt, dense_rows = entry / cache.CHECKPOINT, entry / cache.METRICS
+        log.info("dense model from cache %s", entry)
+
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    module = build_module(cfg, sizes)
+    pruning = pruning_callback(cfg)
+    logger = hydra.utils.instantiate(cfg.logger)
+    if dense_rows is not None and dense_rows.is_file():
+        replay_rows(dense_rows, logger)
+    max_epochs = cfg.schedule.epochs + cfg.schedule.finetune_epochs
+    trainer = build_trainer(cfg, out, max_epochs, [pruning, EpochSummary()], logger)
+    fit(module, trainer, dense_ckpt)
     trainer.test(module, dataloaders=[eval_loaders[s] for s in module.test_splits], verbose=False)
-    if trainer.logger is not None:
-        trainer.logger.finalize("success")
+    logger.finalize("success")
 
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("final/")}
+    for key, value in final.items():
+        if not math.isfinite(value):
+            raise TrainingError(f"{key} is {value}: the pruned model produces non-finite output")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     result: dict[str, Any] = {
         "status": "ok",
@@ -151,6 +248,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             for m in ("acc", "loss")
         },
         "figures": pruning.figures(module),
+        "dense_cache": str(dense_ckpt) if dense_ckpt else None,
         "wall_time_s": time.perf_counter() - started,
         "git_sha": git_sha(),
         "prunelab_version": __version__,
@@ -162,6 +260,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         state = {k: v.cpu() for k, v in module.net.state_dict().items()}
         save_state_atomic(out / MODEL_FILE, state)
     write_json_atomic(out / RESULT_FILE, result)
+    (out / ERROR_FILE).unlink(missing_ok=True)
     log.info(
         "%s k=%.3g: test acc %.4f (train %.4f, val %.4f) → %s",
         result["strategy"],
@@ -176,10 +275,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_entry(cfg: DictConfig) -> float:
+    """Run one job; on failure leave ``error.txt`` in its dir for the report, then fail.
+
+    In a sweep the exception goes back to Hydra, which records the job as failed and runs the
+    rest; a single run prints user errors as one line and exits 1.
+    """
+    out = Path(cfg.paths.output_dir)
     try:
         return train(cfg)["test_acc"]
-    except PrunelabError as e:
+    except Exception as e:
+        write_error(out, e)
+        if not isinstance(e, PrunelabError):
+            raise
         print(f"error: {e}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
         sys.exit(1)
 
 

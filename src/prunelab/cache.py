@@ -1,0 +1,77 @@
+"""Dense-model cache: a oneshot sweep trains the dense model once and prunes it many times.
+
+The dense phase of a oneshot run depends only on data, model, optimiser, epochs, seed and
+trainer numerics, never on strategy or k (DESIGN §3). Its Lightning checkpoint (weights, masks,
+Adam state, loop counters) and its per-epoch CSV rows are stored under a hash of exactly
+those settings. Builders take an exclusive ``fcntl`` lock per key, build into a private temp
+dir and publish it with one atomic ``rename``, so concurrent jobs on one key train once and
+never see a half-written entry, and a crash mid-build leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CACHE_VERSION = 1
+CHECKPOINT = "dense.ckpt"
+METRICS = "metrics.csv"
+log = logging.getLogger(__name__)
+
+
+def dense_key(settings: dict[str, Any]) -> str:
+    """Stable key of the settings the dense model depends on (and the cache format)."""
+    blob = json.dumps({"v": CACHE_VERSION, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if absent) for the block.
+
+    ``flock`` locks die with their process, so a killed builder never leaves a stale lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def get_or_build(cache_dir: Path, key: str, build: Callable[[Path], None]) -> Path:
+    """Return the folder of entry ``key``, calling ``build(tmp_dir)`` first if it is absent.
+
+    ``build`` must write ``dense.ckpt`` (and may write ``metrics.csv``) into ``tmp_dir``. The
+    folder is renamed into place only after ``build`` returns, so its existence means
+    "complete".
+    """
+    entry = cache_dir / key
+    if (entry / CHECKPOINT).is_file():
+        return entry
+    with exclusive_lock(cache_dir / f"{key}.lock"):
+        if (entry / CHECKPOINT).is_file():  # built by another job while we waited
+            log.info("dense model %s built by another job; reusing it", key)
+            return entry
+        if entry.exists():  # left by something other than get_or_build: not trustworthy
+            shutil.rmtree(entry)
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
+        try:
+            build(tmp)
+            if not (tmp / CHECKPOINT).is_file():
+                raise RuntimeError(f"dense build for {key} wrote no {CHECKPOINT}")
+            os.replace(tmp, entry)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return entry

@@ -1,0 +1,432 @@
+"""``python -m prunelab.report SWEEP_DIR [--out DIR]``: a sweep's files → tables and plots.
+
+Reads only files (each job's ``result.json``, ``metrics.csv``, ``error.txt``, ``.hydra/`` and
+the sweep's ``multirun.yaml``), so it works on sweeps run anywhere, copied from a cluster,
+or still running. Writes into ``--out`` (default: SWEEP_DIR/report):
+
+- ``summary.csv``: one row per finished job, numbers copied verbatim from its result.json;
+- ``report.md``: accuracy vs sparsity per strategy (mean ± std over seeds), the dense
+  baseline, and the configs that failed (with their error) or are missing;
+- the seed's eight plots, under its file names, with mean ± std bands over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from prunelab.errors import PrunelabError
+from prunelab.results import ERROR_FILE, RESULT_FILE, read_result
+
+SPLITS = ("train", "val", "test")
+SUMMARY_COLUMNS = [
+    "strategy",
+    "sparsity",
+    "seed",
+    "schedule",
+    "epochs",
+    "finetune_epochs",
+    *[f"{s}_{m}" for s in SPLITS for m in ("acc", "loss")],
+    "wall_time_s",
+]
+PLOT_NAMES = {
+    ("train", "weight"): "Train_Accuracy_Weight_Pruning.png",
+    ("train", "neuron"): "Train_Accuracy_Neuron_Pruning.png",
+    ("test", "weight"): "Test_Accuracy_Weight_Pruning.png",
+    ("test", "neuron"): "Test_Accuracy_Neuron_Pruning.png",
+    ("sparsity", "weight"): "Accuracy_vs_Sparsity_for_Weight_Pruning.png",
+    ("sparsity", "neuron"): "Accuracy_vs_Sparsity_for_Neuron_Pruning.png",
+    ("compare", "train"): "Training_Accuracy_Comparison_for_different_Pruning_Strategies.png",
+    ("compare", "test"): "Testing_Accuracy_Comparison_for_different_Pruning_Strategies.png",
+}
+STRATEGY_LABEL = {"weight": "weight pruning", "neuron": "unit (neuron) pruning"}
+
+
+class ReportError(PrunelabError):
+    """The sweep dir holds nothing to report on."""
+
+
+@dataclass
+class Sweep:
+    """What a sweep dir holds: finished jobs, failed jobs, and jobs never finished."""
+
+    root: Path
+    results: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """Every job folder under ``root``: one with a Hydra record, a result or an error."""
+    marks = [
+        *root.rglob(".hydra/overrides.yaml"),
+        *root.rglob(RESULT_FILE),
+        *root.rglob(ERROR_FILE),
+    ]
+    dirs = {m.parent.parent if m.parent.name == ".hydra" else m.parent for m in marks}
+    return sorted(d for d in dirs if "report" not in d.relative_to(root).parts)
+
+
+def job_overrides(job: Path) -> list[str]:
+    path = job / ".hydra" / "overrides.yaml"
+    return [str(x) for x in OmegaConf.load(path)] if path.is_file() else []
+
+
+def expected_jobs(root: Path) -> list[list[str]] | None:
+    """The jobs the sweep command asked for, rebuilt from ``multirun.yaml`` as Hydra does."""
+    path = root / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        cfg = OmegaConf.load(path)
+        params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+        args = [f"{k}={v}" for k, v in params.items()]
+        args += list(OmegaConf.select(cfg, "hydra.overrides.task") or [])
+        parsed = OverridesParser.create().parse_overrides(args)
+        return BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # an unfamiliar launcher/sweeper: report what is there, skip the check
+        return None
+
+
+def read_sweep(root: Path) -> Sweep:
+    """Classify every job of the sweep at ``root``."""
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a directory; pass the sweep dir (e.g. outputs/challenge)")
+    sweep = Sweep(root)
+    seen: list[set[str]] = []
+    for job in job_dirs(root):
+        seen.append(set(job_overrides(job)))
+        result = read_result(job)
+        if result is not None:
+            sweep.results.append((job, result))
+        elif (job / ERROR_FILE).is_file():
+            first = (job / ERROR_FILE).read_text().splitlines()[:1]
+            sweep.failed.append((job, first[0] if first else "unknown error"))
+        else:
+            sweep.missing.append(f"{job.relative_to(root)} (started, never finished)")
+    for overrides in expected_jobs(root) or []:
+        if set(overrides) not in seen:
+            sweep.missing.append(f"{' '.join(overrides)} (never started)")
+    if not sweep.results and not sweep.failed:
+        raise ReportError(
+            f"no result.json or error.txt under {root}; run a sweep first "
+            "(python -m prunelab.train -m experiment=challenge)"
+        )
+    return sweep
+
+
+def summary_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per finished job, numbers verbatim from result.json, plus every figure."""
+    rows = []
+    for job, r in sweep.results:
+        row = {c: r.get(c) for c in SUMMARY_COLUMNS}
+        row.update(r.get("figures", {}))
+        row["job"] = str(job.relative_to(sweep.root))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.sort_values(["strategy", "sparsity", "seed"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof=1; 0 with one seed) and seed count per (strategy, sparsity)."""
+    cols = ["train_acc", "val_acc", "test_acc", "sparsity/effective", "flops/compact"]
+    cols = [c for c in cols if c in summary]
+    g = summary.groupby(["strategy", "sparsity"])[cols]
+    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
+    out["n_seeds"] = g.size()
+    return out.reset_index()
+
+
+def epoch_curves(sweep: Sweep) -> pd.DataFrame:
+    """Per-epoch train/test accuracy of every job, then the pruned model's final figures.
+
+    The final evaluation is placed one epoch after training ends, so a curve shows the
+    training, then what pruning did to it.
+    """
+    frames = []
+    for job, r in sweep.results:
+        path = job / "metrics.csv"
+        if not path.is_file():
+            continue
+        m = pd.read_csv(path)
+        keep = [c for c in ("train/acc", "test/acc") if c in m]
+        per_epoch = m.dropna(subset=["epoch"]).groupby("epoch")[keep].first().reset_index()
+        last = int(r["epochs"]) + int(r["finetune_epochs"])
+        final = pd.DataFrame(
+            [{"epoch": last, "train/acc": r["train_acc"], "test/acc": r["test_acc"]}]
+        )
+        curve = pd.concat([per_epoch[per_epoch["epoch"] < last], final], ignore_index=True)
+        curve["epoch"] = curve["epoch"].astype(int) + 1  # epochs counted from 1 on the plots
+        curve[["strategy", "sparsity", "seed"]] = r["strategy"], r["sparsity"], r["seed"]
+        frames.append(curve)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ------------------------------------------------------------------------------ plotting
+
+
+def _sparsity_axis(ax: Any) -> None:
+    """x = k on a -log10(1-k) scale, so 90, 95, 97, 99 % are spread out and readable."""
+    import numpy as np
+
+    def fwd(k: Any) -> Any:
+        return -np.log10(1.0 - np.clip(k, 0.0, 0.999))
+
+    def inv(x: Any) -> Any:
+        return 1.0 - 10.0 ** (-np.asarray(x))
+
+    ax.set_xscale("function", functions=(fwd, inv))
+    ticks = [0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+    ax.set_xticks(ticks, [f"{round(100 * t)}" for t in ticks])
+    ax.set_xlim(0, 0.99 + 1e-9)
+    ax.set_xlabel("sparsity k (% of weights or units removed per hidden layer)")
+
+
+def _band(ax: Any, x: Any, mean: Any, std: Any, label: str, color: Any) -> None:
+    ax.plot(x, 100 * mean, marker="o", ms=3, label=label, color=color)
+    ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.2, color=color, lw=0)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write a PNG atomically, so a crash never leaves a truncated image."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str) -> list[str]:
+    """The seed's eight plots (those whose strategy ran); returns the file names written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    agg = aggregate(summary)
+    strategies = sorted(summary["strategy"].unique(), key=lambda s: (s != "weight", s))
+
+    for split in ("train", "test"):
+        for strategy in ("weight", "neuron"):
+            c = curves[curves["strategy"] == strategy] if len(curves) else curves
+            if c.empty:
+                continue
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            ks = sorted(c["sparsity"].unique())
+            cmap = plt.get_cmap("viridis")
+            for i, k in enumerate(ks):
+                g = c[c["sparsity"] == k].groupby("epoch")[f"{split}/acc"]
+                color = cmap(i / max(1, len(ks) - 1))
+                _band(
+                    ax, g.mean().index, g.mean(), g.std(ddof=1).fillna(0), f"{100 * k:g} %", color
+                )
+            last = int(c["epoch"].max())
+            ax.axvline(last - 0.5, color="grey", ls=":", lw=1)
+            ax.annotate(
+                "pruned →",
+                (last - 0.5, 0.02),
+                xycoords=("data", "axes fraction"),
+                ha="right",
+                fontsize=8,
+                color="grey",
+            )
+            what = "training (running, per epoch)" if split == "train" else "test"
+            ax.set(
+                xlabel="epoch (last point: pruned model)",
+                ylabel=f"{what} accuracy (%)",
+                title=f"{split.capitalize()} accuracy, {STRATEGY_LABEL[strategy]} — {title}",
+            )
+            ax.grid(alpha=0.3)
+            ax.legend(title="sparsity k", fontsize=7, ncol=2)
+            name = PLOT_NAMES[(split, strategy)]
+            _save(fig, out / name)
+            plt.close(fig)
+            written.append(name)
+
+    for strategy in ("weight", "neuron"):
+        a = agg[agg["strategy"] == strategy]
+        if a.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for split, color in (("train", "C0"), ("test", "C1")):
+            _band(ax, a["sparsity"], a[f"{split}_acc_mean"], a[f"{split}_acc_std"], split, color)
+        _sparsity_axis(ax)
+        ax.set(
+            ylabel="accuracy of the pruned model (%)",
+            ylim=(0, 100),
+            title=f"Accuracy vs sparsity, {STRATEGY_LABEL[strategy]} — {title}",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend()
+        name = PLOT_NAMES[("sparsity", strategy)]
+        _save(fig, out / name)
+        plt.close(fig)
+        written.append(name)
+
+    for split in ("train", "test"):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, strategy in enumerate(strategies):
+            a = agg[agg["strategy"] == strategy]
+            label = STRATEGY_LABEL.get(strategy, strategy)
+            _band(ax, a["sparsity"], a[f"{split}_acc_mean"], a[f"{split}_acc_std"], label, f"C{i}")
+        _sparsity_axis(ax)
+        what = "training" if split == "train" else "test"
+        ax.set(
+            ylabel=f"{what} accuracy of the pruned model (%)",
+            ylim=(0, 100),
+            title=f"{what.capitalize()} accuracy: pruning strategies compared — {title}",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend()
+        name = PLOT_NAMES[("compare", split)]
+        _save(fig, out / name)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+# ------------------------------------------------------------------------------ markdown
+
+
+def _pm(mean: float, std: float, n: int) -> str:
+    return f"{100 * mean:.2f}" if n < 2 else f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str], out: Path) -> str:
+    """The human-readable report: tables first, then what failed, then the plots."""
+    lines = [f"# Pruning report: `{sweep.root}`", ""]
+    n_jobs = len(sweep.results) + len(sweep.failed) + len(sweep.missing)
+    lines += [
+        f"{len(sweep.results)} of {n_jobs} jobs finished, {len(sweep.failed)} failed, "
+        f"{len(sweep.missing)} missing.",
+        "",
+    ]
+    if not summary.empty:
+        agg = aggregate(summary)
+        first = summary.iloc[0]
+        lines += [
+            f"Schedule `{first['schedule']}`, {first['epochs']} dense epochs, "
+            f"{first['finetune_epochs']} fine-tune epochs. Accuracies in %, mean ± std over "
+            "seeds; train accuracy is measured on a fixed training subset after pruning.",
+            "",
+        ]
+        dense = summary[summary["sparsity"] == 0.0].drop_duplicates("seed")
+        if not dense.empty:
+            n = len(dense)
+
+            def stat(col: str) -> str:
+                return _pm(dense[col].mean(), dense[col].std(ddof=1), n)
+
+            lines += [
+                f"**Dense baseline** (k = 0, {n} seed{'s' if n > 1 else ''}): test "
+                f"{stat('test_acc')} %, train {stat('train_acc')} %.",
+                "",
+            ]
+        strategies = sorted(agg["strategy"].unique(), key=lambda s: (s != "weight", s))
+        lines += ["## Test accuracy vs sparsity", ""]
+        lines += ["| k % | " + " | ".join(STRATEGY_LABEL.get(s, s) for s in strategies) + " |"]
+        lines += ["|---:|" + "---:|" * len(strategies)]
+        for k in sorted(agg["sparsity"].unique()):
+            cells = []
+            for s in strategies:
+                row = agg[(agg["strategy"] == s) & (agg["sparsity"] == k)]
+                cells.append(
+                    _pm(
+                        row["test_acc_mean"].iloc[0],
+                        row["test_acc_std"].iloc[0],
+                        int(row["n_seeds"].iloc[0]),
+                    )
+                    if len(row)
+                    else "—"
+                )
+            lines.append(f"| {100 * k:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for s in strategies:
+            a = agg[agg["strategy"] == s]
+            lines += [f"## {STRATEGY_LABEL.get(s, s).capitalize()}", ""]
+            lines += ["| k % | test | train | val | effective sparsity % | seeds |"]
+            lines += ["|---:|---:|---:|---:|---:|---:|"]
+            for _, r in a.iterrows():
+                n = int(r["n_seeds"])
+                eff = r.get("sparsity/effective_mean", float("nan"))
+                accs = [
+                    _pm(r[f"{s}_acc_mean"], r[f"{s}_acc_std"], n) for s in ("test", "train", "val")
+                ]
+                eff_cell = "—" if math.isnan(eff) else f"{100 * eff:.1f}"
+                lines.append(f"| {100 * r['sparsity']:g} | {' | '.join(accs)} | {eff_cell} | {n} |")
+            lines.append("")
+    if sweep.failed:
+        lines += ["## Failed jobs", ""]
+        for job, err in sweep.failed:
+            lines.append(f"- `{job.relative_to(sweep.root)}`: {err} (see its `{ERROR_FILE}`)")
+        lines.append("")
+    if sweep.missing:
+        lines += ["## Missing jobs", "", "Re-run the same sweep command to finish them.", ""]
+        lines += [f"- `{m}`" for m in sweep.missing]
+        lines.append("")
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{p[:-4].replace('_', ' ')}]({p})" for p in plots]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def make_report(root: Path, out: Path | None = None, title: str | None = None) -> Path:
+    """Write summary.csv, report.md and the plots for the sweep at ``root``; return ``out``."""
+    root = Path(root)
+    sweep = read_sweep(root)
+    out = Path(out) if out else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summary_table(sweep)
+    _write_text(out / "summary.csv", summary.to_csv(index=False))
+    plots = plot_all(summary, epoch_curves(sweep), out, title or root.name) if len(summary) else []
+    _write_text(out / "report.md", markdown(sweep, summary, plots, out))
+    return out
+
+
+def main(argv: list[str] | None = None, write: Callable[[str], Any] = print) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m prunelab.report",
+        description="Turn a sweep's result.json and metrics.csv files into summary.csv, "
+        "report.md and the eight plots.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="e.g. outputs/challenge")
+    parser.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
+    parser.add_argument("--title", default=None, help="plot title suffix (default: dir name)")
+    args = parser.parse_args(argv)
+    try:
+        out = make_report(args.sweep_dir, args.out, args.title)
+    except PrunelabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    write(f"report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

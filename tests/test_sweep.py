@@ -1,0 +1,183 @@
+"""Sweeps end to end: presets, dense cache, kill-and-resume, failures, and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from prunelab import cache
+from prunelab.report import PLOT_NAMES, make_report
+from prunelab.report import main as report_main
+from prunelab.results import RESULT_FILE
+
+from .conftest import ROOT
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def sweep_cmd(sweep_dir: Path, cache_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "prunelab.train", "-m", "experiment=smoke",
+        f"hydra.sweep.dir={sweep_dir}", f"paths.cache_dir={cache_dir}", *extra,
+    ]  # fmt: skip
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, **kw)
+
+
+def results(sweep_dir: Path) -> dict[str, Path]:
+    return {p.parent.name: p for p in sweep_dir.glob(f"*/{RESULT_FILE}")}
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory) -> Path:
+    """The CI smoke experiment, run once through the real CLI, plus one failing config."""
+    root = tmp_path_factory.mktemp("smoke")
+    proc = run(sweep_cmd(root / "sweep", root / "cache", "sparsity=0,0.5,0.9,1.5"))
+    assert proc.returncode != 0, "a failed job makes the sweep exit non-zero"
+    return root / "sweep"
+
+
+def test_the_smoke_experiment_runs_every_config_and_keeps_going_after_a_failure(smoke_sweep):
+    done = results(smoke_sweep)
+    assert len(done) == 6, sorted(done)
+    failed = sorted(p.parent.name for p in smoke_sweep.glob("*/error.txt"))
+    assert failed == ["seed=0,sparsity=1.5,strategy=neuron", "seed=0,sparsity=1.5,strategy=weight"]
+    first = (smoke_sweep / failed[0] / "error.txt").read_text().splitlines()[0]
+    assert first == "ConfigError: sparsity must be in [0, 1), got 1.5 (e.g. sparsity=0.9 for 90 %)"
+
+
+def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_sweep, tmp_path):
+    out = make_report(smoke_sweep, tmp_path / "report")
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6
+    for _, row in summary.iterrows():
+        r = json.loads((smoke_sweep / row["job"] / RESULT_FILE).read_text())
+        for col in ("sparsity", "seed", "train_acc", "val_acc", "test_acc", "test_loss"):
+            assert row[col] == r[col], col
+        for key, value in r["figures"].items():
+            assert row[key] == value, key
+        assert row["strategy"] == r["strategy"]
+    for name in PLOT_NAMES.values():
+        path = out / name
+        assert path.read_bytes()[:8] == PNG_MAGIC, name
+        img = mpimg.imread(path)
+        assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
+        assert img.std() > 0.01, f"{name} is not blank"
+    md = (out / "report.md").read_text()
+    assert "## Failed jobs" in md and "seed=0,sparsity=1.5,strategy=weight" in md
+    assert "sparsity must be in [0, 1)" in md
+    assert "4 failed" not in md and "2 failed" in md
+    assert "| 90 |" in md and "Dense baseline" in md
+
+
+def test_report_cli_on_an_empty_dir_is_one_clear_line(tmp_path, capsys):
+    assert report_main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no result.json or error.txt under") and "\n" not in err
+
+
+def test_report_lists_configs_that_never_started(smoke_sweep, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(smoke_sweep, copy)
+    shutil.rmtree(copy / "seed=0,sparsity=0.5,strategy=neuron")
+    md = (make_report(copy) / "report.md").read_text()
+    assert "## Missing jobs" in md
+    assert "strategy=neuron sparsity=0.5 seed=0" in md
+
+
+def test_a_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path):
+    sweep, cache_dir = tmp_path / "sweep", tmp_path / "cache"
+    grid = ["sparsity=0,0.25,0.5,0.7,0.9,0.95", "data.limit=3000"]
+    proc = subprocess.Popen(
+        sweep_cmd(sweep, cache_dir, *grid), cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while len(results(sweep)) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    first_out = proc.communicate()[0]
+    before = {name: p.read_bytes() for name, p in results(sweep).items()}
+    mtimes = {name: p.stat().st_mtime_ns for name, p in results(sweep).items()}
+    assert 3 <= len(before) < 12, f"kill landed mid-sweep ({len(before)} of 12 done)"
+    ckpt = next(cache_dir.glob(f"*/{cache.CHECKPOINT}"))
+    ckpt_mtime = ckpt.stat().st_mtime_ns
+
+    again = run(sweep_cmd(sweep, cache_dir, *grid))
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = results(sweep)
+    assert len(after) == 12 and len(list(sweep.glob("*/"))) == 12
+    for name, content in before.items():
+        assert (
+            after[name].read_bytes() == content and after[name].stat().st_mtime_ns == mtimes[name]
+        )
+    text = first_out + again.stdout + again.stderr
+    assert text.count("training the dense model") == 1
+    assert [p for p in cache_dir.iterdir() if p.is_dir()] == [ckpt.parent]
+    assert ckpt.stat().st_mtime_ns == ckpt_mtime
+    assert not list(cache_dir.glob(".*")), "no half-built cache entry left behind"
+
+
+def test_two_jobs_started_at_once_on_one_dense_key_train_it_once(tmp_path):
+    cache_dir = tmp_path / "cache"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prunelab.train",
+                f"sparsity={k}",
+                "data.limit=2000",
+                "schedule.epochs=1",
+                f"hydra.run.dir={tmp_path / str(k)}",
+                f"paths.cache_dir={cache_dir}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in (0.5, 0.9)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "".join(outs).count("training the dense model") == 1
+    accs = []
+    for k in (0.5, 0.9):
+        r = json.loads((tmp_path / str(k) / RESULT_FILE).read_text())
+        assert r["status"] == "ok" and r["sparsity"] == k
+        assert r["figures"]["sparsity/layer1"] == pytest.approx(k, abs=1e-4)
+        accs.append(r["test_acc"])
+    assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 1
+
+
+def test_a_failing_cache_build_leaves_nothing_that_looks_finished(tmp_path):
+    def explode(workdir: Path) -> None:
+        (workdir / cache.CHECKPOINT).write_text("half")
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_build(tmp_path, "k", explode)
+    assert not (tmp_path / "k").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["k.lock"]
+
+    calls = []
+    entry = cache.get_or_build(
+        tmp_path, "k", lambda d: calls.append((d / cache.CHECKPOINT).write_text("ok"))
+    )
+    assert (entry / cache.CHECKPOINT).read_text() == "ok"
+    cache.get_or_build(tmp_path, "k", lambda d: calls.append("again"))
+    assert len(calls) == 1
