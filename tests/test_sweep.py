@@ -181,3 +181,11 @@ def test_a_failing_cache_build_leaves_nothing_that_looks_finished(tmp_path):
     assert (entry / cache.CHECKPOINT).read_text() == "ok"
     cache.get_or_build(tmp_path, "k", lambda d: calls.append("again"))
     assert len(calls) == 1
+
+
+def test_a_builder_killed_mid_way_leaves_a_temp_dir_the_next_build_removes(tmp_path):
+    (tmp_path / ".k.dead").mkdir()
+    (tmp_path / ".k.dead" / cache.CHECKPOINT).write_text("half")
+    entry = cache.get_or_build(tmp_path, "k", lambda d: (d / cache.CHECKPOINT).write_text("ok"))
+    assert (entry / cache.CHECKPOINT).read_text() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k", "k.lock"]

@@ -65,6 +65,8 @@ def get_or_build(cache_dir: Path, key: str, build: Callable[[Path], None]) -> Pa
             return entry
         if entry.exists():  # left by something other than get_or_build: not trustworthy
             shutil.rmtree(entry)
+        for stale in cache_dir.glob(f".{key}.*"):  # a builder killed mid-way; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
         try:
             build(tmp)

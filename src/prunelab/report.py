@@ -194,7 +194,7 @@ def _sparsity_axis(ax: Any) -> None:
         return 1.0 - 10.0 ** (-np.asarray(x))
 
     ax.set_xscale("function", functions=(fwd, inv))
-    ticks = [0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+    ticks = [0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
     ax.set_xticks(ticks, [f"{round(100 * t)}" for t in ticks])
     ax.set_xlim(0, 0.99 + 1e-9)
     ax.set_xlabel("sparsity k (% of weights or units removed per hidden layer)")
@@ -271,7 +271,7 @@ def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str)
         _sparsity_axis(ax)
         ax.set(
             ylabel="accuracy of the pruned model (%)",
-            ylim=(0, 100),
+            ylim=(0, 101),
             title=f"Accuracy vs sparsity, {STRATEGY_LABEL[strategy]} — {title}",
         )
         ax.grid(alpha=0.3)
@@ -291,7 +291,7 @@ def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str)
         what = "training" if split == "train" else "test"
         ax.set(
             ylabel=f"{what} accuracy of the pruned model (%)",
-            ylim=(0, 100),
+            ylim=(0, 101),
             title=f"{what.capitalize()} accuracy: pruning strategies compared — {title}",
         )
         ax.grid(alpha=0.3)

@@ -27,7 +27,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 
 from prunelab import __version__, cache
 from prunelab.callbacks import EpochSummary, PruningCallback
-from prunelab.data import BatchLoader, dataset_summary, load_dataset, make_splits
+from prunelab.data import BatchLoader, Splits, dataset_summary, load_dataset, make_splits
 from prunelab.errors import ConfigError, PrunelabError, TrainingError
 from prunelab.model import PruningModule
 from prunelab.pruning import check_sparsity, get_strategy
@@ -161,6 +161,49 @@ def replay_rows(metrics_csv: Path, logger: Logger) -> None:
             logger.log_metrics(values, step=step)
 
 
+def eval_loaders(cfg: DictConfig, splits: Splits) -> dict[str, BatchLoader]:
+    """Loaders for the evaluated splits; train is a fixed prefix (``data.eval_train_limit``)."""
+    bs, n = cfg.data.eval_batch_size, cfg.data.eval_train_limit
+    return {
+        "train": BatchLoader(*(t[:n] for t in splits.train), bs),
+        "val": BatchLoader(*splits.val, bs),
+        "test": BatchLoader(*splits.test, bs),
+    }
+
+
+def fit(
+    trainer: pl.Trainer,
+    module: PruningModule,
+    train_loader: BatchLoader,
+    evals: dict[str, BatchLoader],
+    ckpt: Path | None = None,
+) -> None:
+    val = [evals[s] for s in module.val_splits]
+    trainer.fit(module, train_loader, val, ckpt_path=ckpt, weights_only=True)
+
+
+def cached_dense(
+    cfg: DictConfig, sizes: list[int], train_loader: BatchLoader, evals: dict[str, BatchLoader]
+) -> Path:
+    """Folder of the dense-phase cache entry for ``cfg``, training it first if absent."""
+
+    def build(workdir: Path) -> None:
+        log.info("training the dense model (%d epochs) for the cache", cfg.schedule.epochs)
+        pl.seed_everything(cfg.seed, workers=False, verbose=False)
+        module = build_module(cfg, sizes)
+        csv = CSVLogger(workdir, name="", version="")
+        callbacks = [pruning_callback(cfg), EpochSummary()]
+        trainer = build_trainer(cfg, workdir, cfg.schedule.epochs, callbacks, csv)
+        fit(trainer, module, train_loader, evals)
+        csv.finalize("success")
+        trainer.save_checkpoint(workdir / cache.CHECKPOINT)
+
+    key = cache.dense_key(dense_settings(cfg))
+    entry = cache.get_or_build(Path(cfg.paths.cache_dir), key, build)
+    log.info("dense model from cache %s", entry)
+    return entry
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, prune and evaluate one model; return (and write) its ``result.json`` content.
 
@@ -184,55 +227,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
     splits = cached_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
     train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
-    ebs = cfg.data.eval_batch_size
-    eval_loaders = {
-        "train": BatchLoader(*(t[: cfg.data.eval_train_limit] for t in splits.train), ebs),
-        "val": BatchLoader(*splits.val, ebs),
-        "test": BatchLoader(*splits.test, ebs),
-    }
+    evals = eval_loaders(cfg, splits)
 
-    def fit(module: PruningModule, trainer: pl.Trainer, ckpt: Path | None = None) -> None:
-        val = [eval_loaders[s] for s in module.val_splits]
-        trainer.fit(module, train_loader, val, ckpt_path=ckpt, weights_only=True)
-
-    dense_ckpt: Path | None = None
-    dense_rows: Path | None = None
+    logger = hydra.utils.instantiate(cfg.logger)
+    dense_ckpt = None
     if cfg.dense_cache and cfg.schedule.epochs > 0:
-
-        def build_dense(workdir: Path) -> None:
-            log.info("training the dense model (%d epochs) for the cache", cfg.schedule.epochs)
-            pl.seed_everything(cfg.seed, workers=False, verbose=False)
-            module = build_module(cfg, sizes)
-            csv = CSVLogger(workdir, name="", version="")
-            callbacks = [pruning_callback(cfg), EpochSummary()]
-            trainer = build_trainer(cfg, workdir, cfg.schedule.epochs, callbacks, csv)
-            fit(module, trainer)
-            csv.finalize("success")
-            trainer.save_checkpoint(workdir / cache.CHECKPOINT)
-
-        key = cache.dense_key(dense_settings(cfg))
-        entry = cache.get_or_build(Path(cfg.paths.cache_dir), key, build_dense)
-        dense_ckpt, dense_rows = entry / cache.CHECKPOINT, entry / cache.METRICS
-        log.info("dense model from cache %s", entry)
+        entry = cached_dense(cfg, sizes, train_loader, evals)
+        dense_ckpt = entry / cache.CHECKPOINT
+        replay_rows(entry / cache.METRICS, logger)
 
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     module = build_module(cfg, sizes)
     pruning = pruning_callback(cfg)
-    logger = hydra.utils.instantiate(cfg.logger)
-    if dense_rows is not None and dense_rows.is_file():
-        replay_rows(dense_rows, logger)
     max_epochs = cfg.schedule.epochs + cfg.schedule.finetune_epochs
     trainer = build_trainer(cfg, out, max_epochs, [pruning, EpochSummary()], logger)
-    fit(module, trainer, dense_ckpt)
-    trainer.test(module, dataloaders=[eval_loaders[s] for s in module.test_splits], verbose=False)
+    fit(trainer, module, train_loader, evals, dense_ckpt)
+    trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
     logger.finalize("success")
 
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("final/")}
     for key, value in final.items():
         if not math.isfinite(value):
             raise TrainingError(f"{key} is {value}: the pruned model produces non-finite output")
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    result: dict[str, Any] = {
+    result = {
         "status": "ok",
         "strategy": cfg.strategy.name,
         "sparsity": float(cfg.sparsity),
@@ -242,19 +259,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "dataset": raw.name,
         "data_source": raw.source,
-        **{
-            f"{split}_{m}": final[f"final/{split}/{m}"]
-            for split in module.test_splits
-            for m in ("acc", "loss")
-        },
+        **{f"{k[len('final/') :].replace('/', '_')}": v for k, v in final.items()},
         "figures": pruning.figures(module),
         "dense_cache": str(dense_ckpt) if dense_ckpt else None,
         "wall_time_s": time.perf_counter() - started,
-        "git_sha": git_sha(),
-        "prunelab_version": __version__,
-        "torch_version": torch.__version__,
-        "config_hash": config_hash({k: v for k, v in resolved.items() if k != "paths"}),
-        "config": resolved,
+        **provenance(cfg),
     }
     if cfg.save_model:
         state = {k: v.cpu() for k, v in module.net.state_dict().items()}
@@ -271,6 +280,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         out / RESULT_FILE,
     )
     return result
+
+
+def provenance(cfg: DictConfig) -> dict[str, Any]:
+    """What a result needs to be reproduced: code version, library version, full config."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {
+        "git_sha": git_sha(),
+        "prunelab_version": __version__,
+        "torch_version": torch.__version__,
+        "config_hash": config_hash({k: v for k, v in resolved.items() if k != "paths"}),
+        "config": resolved,
+    }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
