@@ -43,6 +43,7 @@ lint: install
 bench: install
 	$(PY) scripts/bench_overhead.py
 	$(PY) scripts/bench_sweep.py
+	$(PY) scripts/bench_sparse.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

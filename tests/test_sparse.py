@@ -1,13 +1,16 @@
-"""Compaction: a smaller dense MLP with exactly the surviving units and the same logits."""
+"""Compaction and export: smaller or sparse forms with the masked model's logits."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from prunelab.model import MaskedMLP
 from prunelab.pruning import alive_units
-from prunelab.sparse import compact
+from prunelab.sparse import TARGETS, compact, csr_pays, export, load_export, save_export
 
 SIZES = [784, 1000, 1000, 500, 200, 10]
 
@@ -55,3 +58,85 @@ def test_a_layer_with_no_live_unit_gives_constant_zero_logits():
     small = compact(net)
     x = torch.randn(5, 6)
     assert torch.equal(small(x), torch.zeros(5, 2)) and torch.equal(net(x), small(x))
+
+
+K_GRID = [0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+
+
+def pruned(base: MaskedMLP, strategy: str, k: float) -> MaskedMLP:
+    net = MaskedMLP(SIZES)
+    net.load_state_dict(base.state_dict())
+    net.prune(strategy, k)
+    return net
+
+
+@pytest.mark.parametrize("strategy", ["weight", "neuron"])
+@pytest.mark.parametrize("k", K_GRID)
+def test_every_export_target_gives_the_masked_logits(trained_like, strategy, k):
+    net = pruned(trained_like, strategy, k)
+    for batch in (1, 64):
+        x = torch.randn(batch, 784)
+        with torch.no_grad():
+            ref = net(x)
+        for target in TARGETS:
+            out = export(net, target, batch_size=batch)(x)
+            assert out.shape == ref.shape
+            assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5), (target, batch)
+
+
+def test_csr_export_uses_int32_indices_for_pruned_layers_only(trained_like):
+    model = export(pruned(trained_like, "weight", 0.9), "csr")
+    assert model.kinds == ["csr", "csr", "csr", "csr", "dense"]
+    w = model.weights[1]
+    assert w.crow_indices().dtype == torch.int32 and w.col_indices().dtype == torch.int32
+    assert w.values().numel() == round(0.1 * 1000 * 1000)
+
+
+def test_auto_picks_csr_only_where_it_pays(trained_like):
+    sparse_net = pruned(trained_like, "weight", 0.99)
+    assert export(sparse_net, "auto", batch_size=1).kinds[:4] == ["csr"] * 4
+    assert export(pruned(trained_like, "weight", 0.5), "auto", batch_size=1).kinds == ["dense"] * 5
+    assert (
+        export(pruned(trained_like, "weight", 0.9), "auto", batch_size=10_000).kinds
+        == ["dense"] * 5
+    )
+    assert export(pruned(trained_like, "neuron", 0.9), "auto").sizes == [784, 100, 100, 50, 20, 10]
+    assert csr_pays(0.2, 1) and not csr_pays(0.2, 10_000) and csr_pays(0.01, 10_000)
+
+
+def test_export_of_an_unpruned_model_is_the_dense_model(trained_like):
+    model = export(trained_like, "auto", batch_size=1)
+    assert model.kinds == ["dense"] * 5 and model.sizes == SIZES
+    for w, layer in zip(model.weights, trained_like.layers, strict=True):
+        assert torch.equal(w, layer.weight)
+
+
+@pytest.mark.parametrize("target", ["csr", "auto", "compact"])
+def test_exported_model_round_trips_through_a_fresh_process(trained_like, tmp_path, target):
+    net = pruned(trained_like, "weight", 0.97)
+    model = export(net, target, batch_size=1)
+    path = tmp_path / "model.pt"
+    save_export(model, path)
+    x = torch.randn(3, 784)
+    torch.save(x, tmp_path / "x.pt")
+    code = (
+        "import sys, torch\n"
+        "from prunelab.sparse import load_export\n"
+        "m = load_export(sys.argv[1])\n"
+        "x = torch.load(sys.argv[2], weights_only=True)\n"
+        "torch.save(m(x), sys.argv[3])\n"
+    )
+    out = tmp_path / "y.pt"
+    subprocess.run(
+        [sys.executable, "-c", code, str(path), str(tmp_path / "x.pt"), str(out)], check=True
+    )
+    assert torch.allclose(torch.load(out, weights_only=True), model(x), atol=1e-6)
+    assert torch.allclose(load_export(path)(x), net(x).detach(), atol=1e-5)
+
+
+def test_a_corrupt_csr_export_is_refused_on_load(trained_like, tmp_path):
+    state = export(pruned(trained_like, "weight", 0.99), "csr").state()
+    state["layers"][0]["col"] = state["layers"][0]["col"] + 5000  # indices past the width
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(RuntimeError):
+        load_export(tmp_path / "bad.pt")

@@ -68,6 +68,7 @@ def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_s
         for key, value in r["figures"].items():
             assert row[key] == value, key
         assert row["strategy"] == r["strategy"]
+        assert row["inference_speedup"] == r["inference"]["speedup"]
     for name in PLOT_NAMES.values():
         path = out / name
         assert path.read_bytes()[:8] == PNG_MAGIC, name
@@ -78,7 +79,7 @@ def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_s
     assert "## Failed jobs" in md and "seed=0,sparsity=1.5,strategy=weight" in md
     assert "sparsity must be in [0, 1)" in md
     assert "4 failed" not in md and "2 failed" in md
-    assert "| 90 |" in md and "Dense baseline" in md
+    assert "| 90 |" in md and "Dense baseline" in md and "inference speedup" in md
 
 
 def test_report_cli_on_an_empty_dir_is_one_clear_line(tmp_path, capsys):

@@ -55,6 +55,10 @@ def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_c
     net.load_state_dict(state)
     assert int((~net.layers[0].mask).all(dim=1).sum()) == 500
     assert on_disk["git_sha"] and on_disk["config"]["sparsity"] == 0.5
+    inference = on_disk["inference"]
+    assert inference["batch_size"] == 64 and inference["dense_ms"] > 0
+    assert inference["speedup"] > 1.0, "half the units gone: the compact export is faster"
+    assert inference["auto_kinds"] == "dense/dense/dense/dense/dense"
 
 
 def test_finetuning_keeps_pruned_weights_at_zero_and_logs_pruned_epochs(make_cfg, tmp_path):

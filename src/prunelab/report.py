@@ -137,6 +137,9 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
     for job, r in sweep.results:
         row = {c: r.get(c) for c in SUMMARY_COLUMNS}
         row.update(r.get("figures", {}))
+        inference = r.get("inference") or {}
+        row["inference_speedup"] = inference.get("speedup")
+        row["inference_batch_size"] = inference.get("batch_size")
         row["job"] = str(job.relative_to(sweep.root))
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -148,6 +151,7 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
 def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean, std (ddof=1; 0 with one seed) and seed count per (strategy, sparsity)."""
     cols = ["train_acc", "val_acc", "test_acc", "sparsity/effective", "flops/compact"]
+    cols += ["inference_speedup"]
     cols = [c for c in cols if c in summary]
     g = summary.groupby(["strategy", "sparsity"])[cols]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
@@ -325,7 +329,10 @@ def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str], out: Path) -
         lines += [
             f"Schedule `{first['schedule']}`, {first['epochs']} dense epochs, "
             f"{first['finetune_epochs']} fine-tune epochs. Accuracies in %, mean ± std over "
-            "seeds; train accuracy is measured on a fixed training subset after pruning.",
+            "seeds; train accuracy is measured on a fixed training subset after pruning. "
+            "Inference speedup: the pruned model exported by `prunelab.sparse.export` "
+            "(compaction, CSR where it pays) vs the dense model, measured at the end of each "
+            "job at the batch size in `summary.csv` (mean over seeds).",
             "",
         ]
         dense = summary[summary["sparsity"] == 0.0].drop_duplicates("seed")
@@ -362,8 +369,10 @@ def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str], out: Path) -
         for s in strategies:
             a = agg[agg["strategy"] == s]
             lines += [f"## {STRATEGY_LABEL.get(s, s).capitalize()}", ""]
-            lines += ["| k % | test | train | val | effective sparsity % | seeds |"]
-            lines += ["|---:|---:|---:|---:|---:|---:|"]
+            lines += [
+                "| k % | test | train | val | effective sparsity % | inference speedup | seeds |"
+            ]
+            lines += ["|---:|---:|---:|---:|---:|---:|---:|"]
             for _, r in a.iterrows():
                 n = int(r["n_seeds"])
                 eff = r.get("sparsity/effective_mean", float("nan"))
@@ -371,7 +380,10 @@ def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str], out: Path) -
                     _pm(r[f"{s}_acc_mean"], r[f"{s}_acc_std"], n) for s in ("test", "train", "val")
                 ]
                 eff_cell = "—" if math.isnan(eff) else f"{100 * eff:.1f}"
-                lines.append(f"| {100 * r['sparsity']:g} | {' | '.join(accs)} | {eff_cell} | {n} |")
+                speed = r.get("inference_speedup_mean", float("nan"))
+                speed_cell = "—" if math.isnan(speed) else f"{speed:.1f}×"
+                cells = " | ".join([*accs, eff_cell, speed_cell, str(n)])
+                lines.append(f"| {100 * r['sparsity']:g} | {cells} |")
             lines.append("")
     if sweep.failed:
         lines += ["## Failed jobs", ""]

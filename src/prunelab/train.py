@@ -42,6 +42,7 @@ from prunelab.results import (
     write_error,
     write_json_atomic,
 )
+from prunelab.sparse import inference_speedup
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 SCHEDULES = ("oneshot",)
@@ -261,6 +262,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "data_source": raw.source,
         **{f"{k[len('final/') :].replace('/', '_')}": v for k, v in final.items()},
         "figures": pruning.figures(module),
+        "inference": measure_inference(cfg, module),
         "dense_cache": str(dense_ckpt) if dense_ckpt else None,
         "wall_time_s": time.perf_counter() - started,
         **provenance(cfg),
@@ -280,6 +282,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         out / RESULT_FILE,
     )
     return result
+
+
+def measure_inference(cfg: DictConfig, module: PruningModule) -> dict[str, Any] | None:
+    """What this config's sparsity buys at inference, measured (``sparse.inference_speedup``)."""
+    batch = cfg.inference_batch_size
+    if not batch:
+        return None
+    return inference_speedup(module.net.cpu(), batch_size=batch)
 
 
 def provenance(cfg: DictConfig) -> dict[str, Any]:
