@@ -51,3 +51,14 @@ def run_cli(
         text=True,
         timeout=300,
     )
+
+
+# Tally of the reliability suite: every bad input tried, and how many gave a clean error.
+BAD_INPUT_TALLY = {"tried": 0, "clean": 0}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if BAD_INPUT_TALLY["tried"]:
+        terminalreporter.write_line(
+            f"{BAD_INPUT_TALLY['tried']} bad inputs tried, {BAD_INPUT_TALLY['clean']} clean errors"
+        )

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,11 +49,13 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 
 
 def get_or_build(cache_dir: Path, key: str, build: Callable[[Path], None]) -> Path:
-    """Return the folder of entry ``key``, calling ``build(tmp_dir)`` first if it is absent.
+    """Return the folder of entry ``key``, calling ``build(work_dir)`` first if it is absent.
 
-    ``build`` must write ``dense.ckpt`` (and may write ``metrics.csv``) into ``tmp_dir``. The
-    folder is renamed into place only after ``build`` returns, so its existence means
-    "complete".
+    ``build`` must write ``dense.ckpt`` (and may write ``metrics.csv``) into ``work_dir``,
+    ``.<key>.building`` in the cache dir. It is renamed into place only after ``build``
+    returns, so the entry's existence means "complete". A build that dies leaves its work dir
+    for the next builder of the key (who holds the lock), so a long build can resume from
+    whatever checkpoint it left there.
     """
     entry = cache_dir / key
     if (entry / CHECKPOINT).is_file():
@@ -65,15 +66,10 @@ def get_or_build(cache_dir: Path, key: str, build: Callable[[Path], None]) -> Pa
             return entry
         if entry.exists():  # left by something other than get_or_build: not trustworthy
             shutil.rmtree(entry)
-        for stale in cache_dir.glob(f".{key}.*"):  # a builder killed mid-way; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
-        try:
-            build(tmp)
-            if not (tmp / CHECKPOINT).is_file():
-                raise RuntimeError(f"dense build for {key} wrote no {CHECKPOINT}")
-            os.replace(tmp, entry)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        work = cache_dir / f".{key}.building"
+        work.mkdir(parents=True, exist_ok=True)
+        build(work)
+        if not (work / CHECKPOINT).is_file():
+            raise RuntimeError(f"dense build for {key} wrote no {CHECKPOINT}")
+        os.replace(work, entry)
     return entry

@@ -8,6 +8,8 @@ validation), and logs every sparsity figure to the CSV log.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -119,3 +121,25 @@ class EpochSummary(pl.Callback):
         m = trainer.callback_metrics
         parts = [f"{k} {float(m[k]):.4f}" for k in self.KEYS if k in m]
         log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, "  ".join(parts))
+
+
+class LastCheckpoint(pl.Callback):
+    """Every ``every_n_epochs`` epochs, atomically replace ``path`` with a full checkpoint.
+
+    For long runs: a job killed at any moment resumes from its last completed checkpoint
+    (``train.resume_point``). Written to a temp file and renamed, so ``path`` is never half a
+    checkpoint.
+    """
+
+    def __init__(self, path: Path, every_n_epochs: int) -> None:
+        super().__init__()
+        if every_n_epochs <= 0:
+            raise ValueError(f"every_n_epochs must be positive, got {every_n_epochs}")
+        self.path = Path(path)
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            trainer.save_checkpoint(tmp)
+            os.replace(tmp, self.path)

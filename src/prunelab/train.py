@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from prunelab import __version__, cache
-from prunelab.callbacks import EpochSummary, PruningCallback
+from prunelab.callbacks import EpochSummary, LastCheckpoint, PruningCallback
 from prunelab.data import BatchLoader, Splits, dataset_summary, load_dataset, make_splits
 from prunelab.errors import ConfigError, PrunelabError, TrainingError
 from prunelab.model import PruningModule
@@ -46,6 +47,7 @@ from prunelab.sparse import inference_speedup
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 SCHEDULES = ("oneshot",)
+LAST_CKPT = "last.ckpt"
 log = logging.getLogger("prunelab")
 
 
@@ -113,6 +115,9 @@ def build_module(cfg: DictConfig, sizes: list[int]) -> PruningModule:
 def build_trainer(
     cfg: DictConfig, out: Path, max_epochs: int, callbacks: list[pl.Callback], logger: Logger
 ) -> pl.Trainer:
+    """The Trainer every fit uses; with ``checkpoint_every_n_epochs`` it keeps ``last.ckpt``."""
+    if cfg.checkpoint_every_n_epochs:
+        callbacks = [*callbacks, LastCheckpoint(out / LAST_CKPT, cfg.checkpoint_every_n_epochs)]
     return pl.Trainer(
         **OmegaConf.to_container(cfg.trainer),
         max_epochs=max_epochs,
@@ -121,6 +126,36 @@ def build_trainer(
         enable_checkpointing=False,
         default_root_dir=out,
     )
+
+
+def resume_point(folder: Path) -> tuple[Path | None, int]:
+    """``(last.ckpt, its epoch)`` if ``folder`` holds a readable one, else ``(None, -1)``.
+
+    An unreadable checkpoint (a foreign file; ours are written atomically) is removed, and
+    training starts over rather than failing on it.
+    """
+    path = folder / LAST_CKPT
+    if not path.is_file():
+        return None, -1
+    try:
+        epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception as e:
+        log.warning("ignoring unreadable %s (%s); starting over", path, e)
+        path.unlink()
+        return None, -1
+    log.info("resuming from %s (epoch %d done)", path, epoch + 1)
+    return path, epoch
+
+
+def read_rows(metrics_csv: Path, up_to_epoch: int | None = None) -> list[dict[str, float]]:
+    """Per-epoch rows of a CSV log (those of epochs ≤ ``up_to_epoch``), for ``log_rows``."""
+    try:
+        rows = pd.read_csv(metrics_csv, on_bad_lines="skip")
+    except (OSError, ValueError):  # absent, empty, or cut mid-write by a kill
+        return []
+    if up_to_epoch is not None:
+        rows = rows[rows["epoch"] <= up_to_epoch]
+    return [{k: float(v) for k, v in row.items() if pd.notna(v)} for row in rows.to_dict("records")]
 
 
 def pruning_callback(cfg: DictConfig) -> PruningCallback:
@@ -152,12 +187,12 @@ def dense_settings(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def replay_rows(metrics_csv: Path, logger: Logger) -> None:
-    """Copy the dense phase's per-epoch rows into this run's log, so its curves start at 0."""
-    rows = pd.read_csv(metrics_csv)
-    for row in rows.to_dict("records"):
-        step = int(row.pop("step"))
-        values = {k: float(v) for k, v in row.items() if pd.notna(v)}
+def log_rows(rows: list[dict[str, float]], logger: Logger) -> None:
+    """Write rows read by ``read_rows`` into ``logger``: the dense phase's rows from the cache,
+    or a resumed run's own earlier rows, so curves always start at epoch 0."""
+    for row in rows:
+        values = dict(row)
+        step = int(values.pop("step"))
         if values:
             logger.log_metrics(values, step=step)
 
@@ -190,14 +225,18 @@ def cached_dense(
 
     def build(workdir: Path) -> None:
         log.info("training the dense model (%d epochs) for the cache", cfg.schedule.epochs)
+        resume, epoch = resume_point(workdir)
+        earlier = read_rows(workdir / cache.METRICS, epoch) if resume else []
         pl.seed_everything(cfg.seed, workers=False, verbose=False)
         module = build_module(cfg, sizes)
-        csv = CSVLogger(workdir, name="", version="")
+        csv = CSVLogger(workdir, name="", version="", flush_logs_every_n_steps=1)
+        log_rows(earlier, csv)
         callbacks = [pruning_callback(cfg), EpochSummary()]
         trainer = build_trainer(cfg, workdir, cfg.schedule.epochs, callbacks, csv)
-        fit(trainer, module, train_loader, evals)
+        fit(trainer, module, train_loader, evals, resume)
         csv.finalize("success")
         trainer.save_checkpoint(workdir / cache.CHECKPOINT)
+        (workdir / LAST_CKPT).unlink(missing_ok=True)
 
     key = cache.dense_key(dense_settings(cfg))
     entry = cache.get_or_build(Path(cfg.paths.cache_dir), key, build)
@@ -218,6 +257,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("%s exists: returning it without training", out / RESULT_FILE)
         return done
     check_config(cfg)
+    check_writable_dir(out)
     _quiet_lightning()
     started = time.perf_counter()
 
@@ -230,19 +270,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
     evals = eval_loaders(cfg, splits)
 
-    logger = hydra.utils.instantiate(cfg.logger)
+    resume, epoch = resume_point(out)
+    earlier = read_rows(out / "metrics.csv", epoch) if resume else []  # before the logger
     dense_ckpt = None
-    if cfg.dense_cache and cfg.schedule.epochs > 0:
+    if resume is None and cfg.dense_cache and cfg.schedule.epochs > 0:
         entry = cached_dense(cfg, sizes, train_loader, evals)
         dense_ckpt = entry / cache.CHECKPOINT
-        replay_rows(entry / cache.METRICS, logger)
+        earlier = read_rows(entry / cache.METRICS)
+    logger = hydra.utils.instantiate(cfg.logger)
+    log_rows(earlier, logger)
 
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     module = build_module(cfg, sizes)
     pruning = pruning_callback(cfg)
     max_epochs = cfg.schedule.epochs + cfg.schedule.finetune_epochs
     trainer = build_trainer(cfg, out, max_epochs, [pruning, EpochSummary()], logger)
-    fit(trainer, module, train_loader, evals, dense_ckpt)
+    fit(trainer, module, train_loader, evals, resume or dense_ckpt)
     trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
     logger.finalize("success")
 
@@ -264,6 +307,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "figures": pruning.figures(module),
         "inference": measure_inference(cfg, module),
         "dense_cache": str(dense_ckpt) if dense_ckpt else None,
+        "resumed_after_epoch": epoch + 1 if resume else None,
         "wall_time_s": time.perf_counter() - started,
         **provenance(cfg),
     }
@@ -272,6 +316,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         save_state_atomic(out / MODEL_FILE, state)
     write_json_atomic(out / RESULT_FILE, result)
     (out / ERROR_FILE).unlink(missing_ok=True)
+    (out / LAST_CKPT).unlink(missing_ok=True)
     log.info(
         "%s k=%.3g: test acc %.4f (train %.4f, val %.4f) → %s",
         result["strategy"],
@@ -324,22 +369,52 @@ def _hydra_entry(cfg: DictConfig) -> float:
         sys.exit(1)
 
 
-def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Reject ``group=name`` overrides naming a config that does not exist, in one line.
+def check_writable_dir(path: Path, what: str = "output dir") -> None:
+    """Refuse, in one line, a folder that cannot be created or written.
 
-    Hydra's own message for this spans a dozen lines; checked here, before Hydra starts.
-    Sweep lists (``strategy=weight,neuron``) are checked item by item.
+    Checked before any work so that a week-long sweep does not die at its first result.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(
+            f"cannot create {what} {path}: {probe} is a file, not a folder; choose another "
+            "(hydra.run.dir=… or hydra.sweep.dir=…)"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write to {what} {path} ({probe} is not writable); choose another"
+        )
+
+
+def check_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Reject bad command-line overrides in one line, before Hydra starts.
+
+    Hydra's own messages for these span a dozen lines or come too late: a config group
+    choice that does not exist (``strategy=magnitude``; sweep lists item by item), a sweep
+    list naming one value twice (two jobs would share one folder), and a run or sweep dir
+    that cannot be written.
     """
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, _, value = arg.partition("=")
         key = key.lstrip("+~")
+        items = value.split(",")
+        if len(items) > 1 and len(set(items)) < len(items):
+            dup = sorted({v for v in items if items.count(v) > 1})
+            raise ConfigError(
+                f"{key}={value} lists {', '.join(dup)} more than once; give each value once"
+            )
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            check_writable_dir(Path(value), key)
         group = conf_dir / key
         if "." in key or "@" in key or not group.is_dir():
             continue
         known = sorted(p.stem for p in group.glob("*.yaml"))
-        for choice in value.split(","):
+        for choice in items:
             if choice and choice not in known:
                 raise ConfigError(f"unknown {key} {choice!r}; choose one of: {', '.join(known)}")
 
@@ -347,7 +422,7 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
 def main() -> None:
     """Command-line entry point (``python -m prunelab.train``, ``prunelab-train``)."""
     try:
-        check_group_choices(sys.argv[1:])
+        check_argv(sys.argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
