@@ -92,6 +92,19 @@ def test_an_output_dir_that_cannot_be_created_is_one_clean_line(tmp_path):
     BAD_INPUT_TALLY["clean"] += 1
 
 
+def test_more_sweep_workers_than_gpus_is_one_clean_line(tmp_path):
+    BAD_INPUT_TALLY["tried"] += 1
+    proc = run_cli(
+        "-m", "experiment=smoke", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=4",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+        env={"PRUNELAB_FAKE_GPU_COUNT": "1"},
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert_clean_line(proc.stderr, "n_jobs=4 but only 1 GPU(s) are visible; use n_jobs ≤ 1")
+    assert not list(tmp_path.rglob(RESULT_FILE))
+    BAD_INPUT_TALLY["clean"] += 1
+
+
 @pytest.fixture
 def no_system_dirs(monkeypatch):
     monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": [], "fashion_mnist": []})

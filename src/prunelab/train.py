@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from prunelab import __version__, cache
+from prunelab import __version__, cache, gpus
 from prunelab.callbacks import EpochSummary, LastCheckpoint, PruningCallback
 from prunelab.data import BatchLoader, Splits, dataset_summary, load_dataset, make_splits
 from prunelab.errors import ConfigError, PrunelabError, TrainingError
@@ -89,6 +89,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
 
+
+# `n_jobs: ${prunelab_gpu_count:}` in conf/hydra/launcher/local_gpus.yaml
+OmegaConf.register_new_resolver("prunelab_gpu_count", gpus.gpu_count, replace=True)
 
 # Hydra's local launchers run a sweep's jobs in one process: load and normalise the data once.
 cached_dataset = functools.lru_cache(maxsize=2)(load_dataset)
@@ -259,7 +262,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     check_writable_dir(out)
     _quiet_lightning()
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
 
     raw = cached_dataset(cfg.data.name, str(cfg.paths.data_dir), cfg.data.download)
     log.info(dataset_summary(raw))
@@ -309,6 +312,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "dense_cache": str(dense_ckpt) if dense_ckpt else None,
         "resumed_after_epoch": epoch + 1 if resume else None,
         "wall_time_s": time.perf_counter() - started,
+        "started_at": started_at,
+        "finished_at": time.time(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         **provenance(cfg),
     }
     if cfg.save_model:
@@ -358,6 +364,9 @@ def _hydra_entry(cfg: DictConfig) -> float:
     """
     out = Path(cfg.paths.output_dir)
     try:
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN and gpus.uses_gpu_pool(hydra_cfg):
+            log.info("worker holds GPU %d", gpus.claim_gpu(gpus.gpu_count()))
         return train(cfg)["test_acc"]
     except Exception as e:
         write_error(out, e)
@@ -411,7 +420,8 @@ def check_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
         if key in ("hydra.run.dir", "hydra.sweep.dir"):
             check_writable_dir(Path(value), key)
         group = conf_dir / key
-        if "." in key or "@" in key or not group.is_dir():
+        # hydra/* groups also hold the plugins' options (joblib, submitit_local, …)
+        if "." in key or "@" in key or key.startswith("hydra/") or not group.is_dir():
             continue
         known = sorted(p.stem for p in group.glob("*.yaml"))
         for choice in items:
@@ -430,4 +440,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module's entry, not __main__'s copy: launchers that ship the task to
+    # other processes (joblib, submitit) then pickle it by reference.
+    from prunelab import train as importable
+
+    importable.main()

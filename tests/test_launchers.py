@@ -1,0 +1,86 @@
+"""Scale-out: one GPU per worker on a local machine (faked GPUs here), and SLURM via submitit."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+import pytest
+
+from prunelab.errors import ConfigError
+from prunelab.gpus import check_workers
+from prunelab.results import RESULT_FILE
+
+from .conftest import ROOT
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prunelab.train", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_jobs_on_faked_gpus_never_share_a_gpu_and_all_finish(tmp_path):
+    env = {"PRUNELAB_FAKE_GPU_COUNT": "2", "PRUNELAB_GPU_LOCK_DIR": str(tmp_path / "locks")}
+    proc = cli(
+        "-m", "experiment=smoke", "hydra/launcher=local_gpus", "sparsity=0,0.25,0.5,0.9",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", f"paths.cache_dir={tmp_path / 'cache'}",
+        env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob(f"*/{RESULT_FILE}")]
+    assert len(results) == 8 and all(r["status"] == "ok" for r in results)
+    by_gpu = defaultdict(list)
+    for r in results:
+        by_gpu[r["cuda_visible_devices"]].append((r["started_at"], r["finished_at"]))
+    assert set(by_gpu) == {"0", "1"}, "both GPUs used, nothing else"
+    for spans in by_gpu.values():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end, f"two jobs overlapped on one GPU: {spans}"
+
+
+def test_more_workers_than_gpus_fails_fast_with_one_line(tmp_path):
+    proc = cli(
+        "-m", "experiment=smoke", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=3",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", env={"PRUNELAB_FAKE_GPU_COUNT": "2"},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: hydra.launcher.n_jobs=3 but only 2 GPU(s) are visible; use n_jobs ≤ 2 "
+        "(more jobs than GPUs queue on their own)"
+    )
+    assert not list(tmp_path.rglob(RESULT_FILE))
+
+
+def test_worker_count_checks():
+    check_workers(2, 2)
+    with pytest.raises(ConfigError, match="none is visible"):
+        check_workers(1, 0)
+    with pytest.raises(ConfigError, match="n_jobs=5 but only 4"):
+        check_workers(5, 4)
+
+
+def test_the_slurm_launcher_config_composes():
+    proc = cli("hydra/launcher=slurm", "--cfg", "hydra")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in out
+    assert "gpus_per_node: 1" in out and "tasks_per_node: 1" in out
+
+
+def test_a_sweep_runs_through_submitits_local_executor(tmp_path):
+    proc = cli(
+        "-m", "experiment=smoke", "hydra/launcher=submitit_local", "sparsity=0,0.9",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", f"paths.cache_dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob(f"*/{RESULT_FILE}")]
+    assert sorted((r["strategy"], r["sparsity"]) for r in results) == [
+        ("neuron", 0.0), ("neuron", 0.9), ("weight", 0.0), ("weight", 0.9),
+    ]  # fmt: skip
