@@ -8,7 +8,6 @@ validation), and logs every sparsity figure to the CSV log.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from torch import Tensor
 
 from prunelab.model import MaskedMLP
 from prunelab.pruning import check_sparsity, get_strategy
+from prunelab.results import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,5 @@ class LastCheckpoint(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            trainer.save_checkpoint(tmp)
-            os.replace(tmp, self.path)
+            with atomic_path(self.path) as tmp:
+                trainer.save_checkpoint(tmp)

@@ -18,9 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
-import os
 import pickle
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ import torch
 from torch import Tensor
 
 from prunelab.errors import DataError
+from prunelab.results import write_bytes_atomic
 
 IDX_FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -257,7 +256,7 @@ def download(name: str, data_dir: Path, timeout: float = 30.0) -> dict[str, Path
         target = data_dir / f"{stem}.gz"
         if not (target.is_file() and _md5(target.read_bytes()) == MD5[name][key]):
             payload = _fetch(name, f"{stem}.gz", MD5[name][key], timeout)
-            _write_atomic(target, payload)
+            write_bytes_atomic(target, payload)
         out[key] = target
     return out
 
@@ -279,19 +278,6 @@ def _fetch(name: str, filename: str, md5: str, timeout: float) -> bytes:
             return payload
         errors.append(f"{base}: md5 mismatch")
     raise DataError(f"could not download {filename} ({'; '.join(errors)})")
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------- front door

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from prunelab.errors import PrunelabError
-from prunelab.results import ERROR_FILE, RESULT_FILE, read_result
+from prunelab.results import ERROR_FILE, RESULT_FILE, atomic_path, read_result, write_text_atomic
 
 SPLITS = ("train", "val", "test")
 SUMMARY_COLUMNS = [
@@ -209,12 +207,18 @@ def _band(ax: Any, x: Any, mean: Any, std: Any, label: str, color: Any) -> None:
     ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.2, color=color, lw=0)
 
 
-def _save(fig: Any, path: Path) -> None:
-    """Write a PNG atomically, so a crash never leaves a truncated image."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    os.replace(tmp, path)
+def _finish(fig: Any, ax: Any, path: Path, written: list[str], **labels: Any) -> None:
+    """Label, grid, legend; write the PNG atomically; close the figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set(**labels)
+    ax.grid(alpha=0.3)
+    if not ax.get_legend():
+        ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    plt.close(fig)
+    written.append(path.name)
 
 
 def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str) -> list[str]:
@@ -253,17 +257,13 @@ def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str)
                 color="grey",
             )
             what = "training (running, per epoch)" if split == "train" else "test"
-            ax.set(
+            ax.legend(title="sparsity k", fontsize=7, ncol=2)
+            _finish(
+                fig, ax, out / PLOT_NAMES[(split, strategy)], written,
                 xlabel="epoch (last point: pruned model)",
                 ylabel=f"{what} accuracy (%)",
                 title=f"{split.capitalize()} accuracy, {STRATEGY_LABEL[strategy]} — {title}",
-            )
-            ax.grid(alpha=0.3)
-            ax.legend(title="sparsity k", fontsize=7, ncol=2)
-            name = PLOT_NAMES[(split, strategy)]
-            _save(fig, out / name)
-            plt.close(fig)
-            written.append(name)
+            )  # fmt: skip
 
     for strategy in ("weight", "neuron"):
         a = agg[agg["strategy"] == strategy]
@@ -273,17 +273,12 @@ def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str)
         for split, color in (("train", "C0"), ("test", "C1")):
             _band(ax, a["sparsity"], a[f"{split}_acc_mean"], a[f"{split}_acc_std"], split, color)
         _sparsity_axis(ax)
-        ax.set(
+        _finish(
+            fig, ax, out / PLOT_NAMES[("sparsity", strategy)], written,
             ylabel="accuracy of the pruned model (%)",
             ylim=(0, 101),
             title=f"Accuracy vs sparsity, {STRATEGY_LABEL[strategy]} — {title}",
-        )
-        ax.grid(alpha=0.3)
-        ax.legend()
-        name = PLOT_NAMES[("sparsity", strategy)]
-        _save(fig, out / name)
-        plt.close(fig)
-        written.append(name)
+        )  # fmt: skip
 
     for split in ("train", "test"):
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -293,17 +288,12 @@ def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str)
             _band(ax, a["sparsity"], a[f"{split}_acc_mean"], a[f"{split}_acc_std"], label, f"C{i}")
         _sparsity_axis(ax)
         what = "training" if split == "train" else "test"
-        ax.set(
+        _finish(
+            fig, ax, out / PLOT_NAMES[("compare", split)], written,
             ylabel=f"{what} accuracy of the pruned model (%)",
             ylim=(0, 101),
             title=f"{what.capitalize()} accuracy: pruning strategies compared — {title}",
-        )
-        ax.grid(alpha=0.3)
-        ax.legend()
-        name = PLOT_NAMES[("compare", split)]
-        _save(fig, out / name)
-        plt.close(fig)
-        written.append(name)
+        )  # fmt: skip
     return written
 
 
@@ -401,13 +391,6 @@ def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str], out: Path) -
     return "\n".join(lines)
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def make_report(root: Path, out: Path | None = None, title: str | None = None) -> Path:
     """Write summary.csv, report.md and the plots for the sweep at ``root``; return ``out``."""
     root = Path(root)
@@ -415,9 +398,9 @@ def make_report(root: Path, out: Path | None = None, title: str | None = None) -
     out = Path(out) if out else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     summary = summary_table(sweep)
-    _write_text(out / "summary.csv", summary.to_csv(index=False))
+    write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
     plots = plot_all(summary, epoch_curves(sweep), out, title or root.name) if len(summary) else []
-    _write_text(out / "report.md", markdown(sweep, summary, plots, out))
+    write_text_atomic(out / "report.md", markdown(sweep, summary, plots, out))
     return out
 
 

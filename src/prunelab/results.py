@@ -13,6 +13,8 @@ import os
 import subprocess
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,40 @@ ERROR_FILE = "error.txt"
 MODEL_FILE = "model.pt"
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via temp file + fsync + rename."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; once the block has written it, fsync and rename it
+    over ``path``. If the block fails, or the process dies, ``path`` is untouched.
+
+    The one place where the tool writes a file that must never be seen half-written.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON (no NaN allowed: a NaN accuracy is a failure, not a result)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def write_error(job_dir: Path, error: BaseException) -> None:
@@ -45,25 +67,13 @@ def write_error(job_dir: Path, error: BaseException) -> None:
     The first line is the error itself, so ``head -1 */error.txt`` lists why jobs failed.
     """
     text = f"{type(error).__name__}: {error}\n\n" + "".join(traceback.format_exception(error))
-    path = Path(job_dir) / ERROR_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(Path(job_dir) / ERROR_FILE, text)
 
 
-def save_state_atomic(path: Path, state: dict[str, torch.Tensor]) -> None:
-    """``torch.save`` a tensor-only state dict atomically; it loads with weights_only=True."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+def save_state_atomic(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` a tensor-only state atomically; it loads with weights_only=True."""
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_result(job_dir: Path) -> dict[str, Any] | None:
