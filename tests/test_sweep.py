@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from prunelab import cache
-from prunelab.report import PLOT_NAMES, make_report
+from prunelab.report import EQUAL_COST_PLOTS, PLOT_NAMES, make_report
 from prunelab.report import main as report_main
 from prunelab.results import RESULT_FILE
 
@@ -69,7 +69,7 @@ def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_s
             assert row[key] == value, key
         assert row["strategy"] == r["strategy"]
         assert row["inference_speedup"] == r["inference"]["speedup"]
-    for name in PLOT_NAMES.values():
+    for name in [*PLOT_NAMES.values(), *(p[0] for p in EQUAL_COST_PLOTS)]:
         path = out / name
         assert path.read_bytes()[:8] == PNG_MAGIC, name
         img = mpimg.imread(path)

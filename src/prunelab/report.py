@@ -47,6 +47,14 @@ PLOT_NAMES = {
     ("compare", "train"): "Training_Accuracy_Comparison_for_different_Pruning_Strategies.png",
     ("compare", "test"): "Testing_Accuracy_Comparison_for_different_Pruning_Strategies.png",
 }
+EQUAL_COST_PLOTS = [
+    (
+        "Accuracy_vs_Effective_Sparsity.png",
+        "sparsity/effective",
+        "effective sparsity (% of prunable weights masked or dead)",
+    ),
+    ("Accuracy_vs_FLOPs.png", "flops/best", "FLOPs per sample of the compact or sparse form"),
+]
 STRATEGY_LABEL = {"weight": "weight pruning", "neuron": "unit (neuron) pruning"}
 
 
@@ -148,7 +156,10 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
 
 def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean, std (ddof=1; 0 with one seed) and seed count per (strategy, sparsity)."""
-    cols = ["train_acc", "val_acc", "test_acc", "sparsity/effective", "flops/compact"]
+    summary = summary.assign(
+        **{"flops/best": summary[["flops/compact", "flops/sparse"]].min(axis=1)}
+    )
+    cols = ["train_acc", "val_acc", "test_acc", "sparsity/effective", "flops/best"]
     cols += ["inference_speedup"]
     cols = [c for c in cols if c in summary]
     g = summary.groupby(["strategy", "sparsity"])[cols]
@@ -185,7 +196,7 @@ def epoch_curves(sweep: Sweep) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ plotting
 
 
-def _sparsity_axis(ax: Any) -> None:
+def _sparsity_axis(ax: Any, right: float = 0.99) -> None:
     """x = k on a -log10(1-k) scale, so 90, 95, 97, 99 % are spread out and readable."""
     import numpy as np
 
@@ -198,7 +209,7 @@ def _sparsity_axis(ax: Any) -> None:
     ax.set_xscale("function", functions=(fwd, inv))
     ticks = [0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
     ax.set_xticks(ticks, [f"{round(100 * t)}" for t in ticks])
-    ax.set_xlim(0, 0.99 + 1e-9)
+    ax.set_xlim(0, max(0.99, min(right, 0.998)) + 1e-9)
     ax.set_xlabel("sparsity k (% of weights or units removed per hidden layer)")
 
 
@@ -293,6 +304,39 @@ def plot_all(summary: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str)
             ylabel=f"{what} accuracy of the pruned model (%)",
             ylim=(0, 101),
             title=f"{what.capitalize()} accuracy: pruning strategies compared — {title}",
+        )  # fmt: skip
+    written += plot_equal_cost(agg, strategies, out, title)
+    return written
+
+
+def plot_equal_cost(agg: pd.DataFrame, strategies: list[str], out: Path, title: str) -> list[str]:
+    """Test accuracy against what was really removed, not against the nominal k.
+
+    Unit pruning at k also kills the next layer's input columns, so at equal k it removes
+    far more weights than weight pruning. These two plots compare the strategies at equal
+    *effective* sparsity and at equal FLOPs per sample of the best inference form.
+    """
+    import matplotlib.pyplot as plt
+
+    written: list[str] = []
+    for name, col, xlabel in EQUAL_COST_PLOTS:
+        if f"{col}_mean" not in agg:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, strategy in enumerate(strategies):
+            a = agg[agg["strategy"] == strategy].sort_values(f"{col}_mean")
+            label = STRATEGY_LABEL.get(strategy, strategy)
+            _band(ax, a[f"{col}_mean"], a["test_acc_mean"], a["test_acc_std"], label, f"C{i}")
+        if col == "sparsity/effective":
+            _sparsity_axis(ax, right=float(agg[f"{col}_mean"].max()))
+            ax.set_xlabel(xlabel)
+        else:
+            ax.set_xscale("log")
+            ax.invert_xaxis()  # cheaper to the right, as sparsity grows on the other plots
+        _finish(
+            fig, ax, out / name, written,
+            xlabel=xlabel, ylabel="test accuracy of the pruned model (%)", ylim=(0, 101),
+            title=f"Test accuracy at equal cost — {title}",
         )  # fmt: skip
     return written
 
