@@ -18,6 +18,7 @@ from torch import Tensor
 from prunelab.model import MaskedMLP
 from prunelab.pruning import check_sparsity, get_strategy
 from prunelab.results import atomic_path
+from prunelab.schedules import target_sparsity
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,14 @@ def mask_optimizer_state(optimizer: torch.optim.Optimizer, net: MaskedMLP) -> No
 
 
 class PruningCallback(pl.Callback):
-    """One-shot pruning: train ``prune_after_epochs`` dense epochs, prune to ``sparsity``.
+    """Prune on the schedule of ``schedules.target_sparsity``, to ``sparsity`` in the end.
 
-    Masks are computed at the start of epoch ``prune_after_epochs`` (so every logged epoch
-    row describes one model: dense rows before, pruned rows after), or, if training ends
-    first, at the start of the reported test. Later epochs fine-tune with masks fixed.
+    One-shot (``ramp_epochs=0``): train ``prune_after_epochs`` dense epochs, then prune at the
+    first step of the next one, so every logged epoch row describes one model (dense rows
+    before, pruned rows after). Gradual: from there, masks are recomputed on a cubic ramp
+    every ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Whatever the schedule, the
+    reported test sees the final k (pruned at its start if training ended first). Between
+    pruning steps, masks are fixed.
     """
 
     def __init__(
@@ -55,30 +59,48 @@ class PruningCallback(pl.Callback):
         prune_after_epochs: int,
         prune_output: bool = False,
         seed: int = 0,
+        ramp_epochs: int = 0,
+        prune_every_steps: int = 1,
     ) -> None:
         super().__init__()
         get_strategy(strategy)  # fail at construction, not after an hour of training
         self.strategy = strategy
         self.sparsity = check_sparsity(sparsity)
-        if prune_after_epochs < 0:
-            raise ValueError(f"prune_after_epochs must be ≥ 0, got {prune_after_epochs}")
+        for name, value, low in (
+            ("prune_after_epochs", prune_after_epochs, 0),
+            ("ramp_epochs", ramp_epochs, 0),
+            ("prune_every_steps", prune_every_steps, 1),
+        ):
+            if value < low:
+                raise ValueError(f"{name} must be ≥ {low}, got {value}")
         self.prune_after_epochs = prune_after_epochs
+        self.ramp_epochs = ramp_epochs
+        self.prune_every_steps = prune_every_steps
         self.prune_output = prune_output
         self.seed = seed
-        self.pruned = False
+        self.current: float | None = None  # sparsity the masks were last computed at
 
-    def prune(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
-        """Compute and install the masks, and clear optimizer state of pruned weights."""
+    @property
+    def pruned(self) -> bool:
+        return self.current is not None
+
+    def prune(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, k: float | None = None
+    ) -> dict[str, float]:
+        """Compute and install masks at ``k`` (default: the final sparsity) from the current
+        weights, and clear optimizer state of pruned weights."""
+        k = self.sparsity if k is None else k
         net: MaskedMLP = pl_module.net
-        net.prune(self.strategy, self.sparsity, self.prune_output, self.seed)
+        net.prune(self.strategy, k, self.prune_output, self.seed)
         for opt in trainer.optimizers:
             mask_optimizer_state(opt, net)
-        self.pruned = True
+        self.current = k
         figures = self.figures(pl_module)
-        log.info(
+        log.log(
+            logging.INFO if k == self.sparsity else logging.DEBUG,
             "pruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
             self.strategy,
-            self.sparsity,
+            k,
             figures["sparsity/global"],
             figures["sparsity/effective"],
             figures["params/nonzero"],
@@ -88,28 +110,37 @@ class PruningCallback(pl.Callback):
 
     def figures(self, pl_module: pl.LightningModule) -> dict[str, float]:
         """The sparsity report for the model as it is now."""
-        k = self.sparsity if self.pruned else 0.0
-        return pl_module.net.sparsity(k, self.prune_output)
+        return pl_module.net.sparsity(self.current or 0.0, self.prune_output)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.pruned and trainer.current_epoch >= self.prune_after_epochs:
-            self.prune(trainer, pl_module)
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        k = target_sparsity(
+            trainer.global_step,
+            int(trainer.num_training_batches),
+            self.sparsity,
+            self.prune_after_epochs,
+            self.ramp_epochs,
+            self.prune_every_steps,
+        )
+        if k is not None and k != self.current:
+            self.prune(trainer, pl_module, k)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         pl_module.log_dict(self.figures(pl_module), on_step=False, on_epoch=True)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.pruned:
+        if self.current != self.sparsity:
             self.prune(trainer, pl_module)
         if trainer.logger is not None:
             final = {f"final/{k}": v for k, v in self.figures(pl_module).items()}
             trainer.logger.log_metrics(final, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"pruned": self.pruned}
+        return {"current": self.current}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.pruned = bool(state_dict["pruned"])
+        self.current = state_dict.get("current")
 
 
 class EpochSummary(pl.Callback):

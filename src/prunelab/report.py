@@ -182,7 +182,7 @@ def epoch_curves(sweep: Sweep) -> pd.DataFrame:
         m = pd.read_csv(path)
         keep = [c for c in ("train/acc", "test/acc") if c in m]
         per_epoch = m.dropna(subset=["epoch"]).groupby("epoch")[keep].first().reset_index()
-        last = int(r["epochs"]) + int(r["finetune_epochs"])
+        last = int(r["epochs"]) + int(r.get("ramp_epochs", 0)) + int(r["finetune_epochs"])
         final = pd.DataFrame(
             [{"epoch": last, "train/acc": r["train_acc"], "test/acc": r["test_acc"]}]
         )

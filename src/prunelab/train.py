@@ -43,10 +43,10 @@ from prunelab.results import (
     write_error,
     write_json_atomic,
 )
+from prunelab.schedules import SCHEDULES
 from prunelab.sparse import inference_speedup
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-SCHEDULES = ("oneshot",)
 LAST_CKPT = "last.ckpt"
 log = logging.getLogger("prunelab")
 
@@ -58,14 +58,24 @@ def check_config(cfg: DictConfig) -> None:
     sched = cfg.schedule
     if sched.name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {sched.name!r}; choose one of: {', '.join(SCHEDULES)}")
-    for key in ("epochs", "finetune_epochs"):
-        value = sched[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    for key, low in (("epochs", 0), ("finetune_epochs", 0), ("ramp_epochs", 0),
+                     ("prune_every_steps", 1)):  # fmt: skip
+        value = sched.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(
-                f"schedule.{key} must be a whole number ≥ 0, got {value!r} (e.g. schedule.{key}=2)"
+                f"schedule.{key} must be a whole number ≥ {low}, got {value!r} "
+                f"(e.g. schedule.{key}=2)"
             )
-    if sched.epochs + sched.finetune_epochs == 0:
+    if sched.name == "gradual" and sched.ramp_epochs < 1:
+        raise ConfigError("schedule.ramp_epochs must be ≥ 1 for the gradual schedule")
+    if total_epochs(cfg) == 0:
         raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
+
+
+def total_epochs(cfg: DictConfig) -> int:
+    """Dense, ramp (gradual only) and fine-tune epochs."""
+    s = cfg.schedule
+    return s.epochs + s.get("ramp_epochs", 0) + s.finetune_epochs
 
 
 def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str) -> None:
@@ -168,6 +178,8 @@ def pruning_callback(cfg: DictConfig) -> PruningCallback:
         prune_after_epochs=cfg.schedule.epochs,
         prune_output=cfg.strategy.prune_output,
         seed=cfg.seed,
+        ramp_epochs=cfg.schedule.get("ramp_epochs", 0),
+        prune_every_steps=cfg.schedule.get("prune_every_steps", 1),
     )
 
 
@@ -286,8 +298,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     module = build_module(cfg, sizes)
     pruning = pruning_callback(cfg)
-    max_epochs = cfg.schedule.epochs + cfg.schedule.finetune_epochs
-    trainer = build_trainer(cfg, out, max_epochs, [pruning, EpochSummary()], logger)
+    trainer = build_trainer(cfg, out, total_epochs(cfg), [pruning, EpochSummary()], logger)
     fit(trainer, module, train_loader, evals, resume or dense_ckpt)
     trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
     logger.finalize("success")
@@ -303,6 +314,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "schedule": cfg.schedule.name,
         "epochs": cfg.schedule.epochs,
         "finetune_epochs": cfg.schedule.finetune_epochs,
+        "ramp_epochs": cfg.schedule.get("ramp_epochs", 0),
         "seed": cfg.seed,
         "dataset": raw.name,
         "data_source": raw.source,
