@@ -1,8 +1,9 @@
 """``python -m prunelab.train``: compose objects from the config, fit, test, write the result.
 
 Thin on purpose (DESIGN §1): the science lives in ``pruning.py``, the timing of pruning in
-``schedules.py`` (applied by ``callbacks.py``), the dense-model cache in ``cache.py``. ``train(cfg)`` is a plain function that tests call with a composed config;
-``main()`` wraps it for the command line and turns user errors into one line on stderr.
+``schedules.py`` (applied by ``callbacks.py``), the dense-model cache in ``cache.py``.
+``train(cfg)`` is a plain function that tests call with a composed config; ``main()`` wraps
+it for the command line and turns user errors into one line on stderr.
 """
 
 from __future__ import annotations
