@@ -11,8 +11,6 @@ never see a half-written entry, and a crash mid-build leaves nothing that looks 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -20,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from prunelab.results import config_hash
 
 CACHE_VERSION = 1
 CHECKPOINT = "dense.ckpt"
@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 
 def dense_key(settings: dict[str, Any]) -> str:
     """Stable key of the settings the dense model depends on (and the cache format)."""
-    blob = json.dumps({"v": CACHE_VERSION, **settings}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return config_hash({"v": CACHE_VERSION, **settings}, length=20)
 
 
 @contextmanager

@@ -107,7 +107,7 @@ def git_sha(start: Path | None = None) -> str:
         return "unknown"
 
 
-def config_hash(cfg: dict[str, Any]) -> str:
+def config_hash(cfg: dict[str, Any], length: int = 16) -> str:
     """Short stable hash of a resolved config (keys sorted), to tell runs apart."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return hashlib.sha256(blob).hexdigest()[:length]
