@@ -47,7 +47,7 @@ def assert_nothing_written(run_dir: Path) -> None:
 
 CLI_BAD_INPUTS = [
     (["strategy=magnitude"], "unknown strategy 'magnitude'; choose one of:"),
-    (["schedule=cosine"], "unknown schedule 'cosine'; choose one of: gradual, oneshot"),
+    (["schedule=cosine"], "unknown schedule 'cosine'; choose one of: gradual, iterative, oneshot"),
     (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist"),
     (["sparsity=-0.1"], "sparsity must be in [0, 1), got -0.1"),
     (["sparsity=1.0"], "sparsity must be in [0, 1), got 1.0"),

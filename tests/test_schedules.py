@@ -7,7 +7,13 @@ import torch
 
 from prunelab.model import MaskedMLP
 from prunelab.results import MODEL_FILE
-from prunelab.schedules import cubic_ramp, target_sparsity
+from prunelab.schedules import (
+    cubic_ramp,
+    iterative_prunes_after,
+    iterative_releases_at,
+    lr_horizon,
+    target_sparsity,
+)
 from prunelab.train import train
 
 
@@ -64,3 +70,36 @@ def test_a_control_strategy_plugs_in_through_config_alone(make_cfg, tmp_path):
     net = MaskedMLP(result["config"]["model"]["sizes"])
     net.load_state_dict(torch.load(tmp_path / "run" / MODEL_FILE, weights_only=True))
     assert [int((~layer.mask).all(dim=1).sum()) for layer in net.layers] == [500, 500, 250, 100, 0]
+
+
+def test_iterative_prunes_at_each_window_epoch_end_and_releases_in_between():
+    spe = 10  # dense 1 epoch, window 3 epochs, then fine-tuning
+    prunes = [s for s in range(0, 80) if iterative_prunes_after(s, spe, 1, 3)]
+    releases = [s for s in range(0, 80) if iterative_releases_at(s, spe, 1, 3)]
+    assert prunes == [20, 30, 40], "after the last step of each window epoch, never in dense"
+    assert releases == [20, 30], "lifted at the start of every window epoch but the first"
+    assert lr_horizon("iterative", 1, 3) == 4 and lr_horizon("gradual", 1, 3) == 1
+
+
+def test_released_masks_let_pruned_weights_grow_back():
+    torch.manual_seed(0)
+    net = MaskedMLP([6, 5, 3])
+    net.prune("weight", 0.6)
+    pruned = ~net.layers[0].mask.clone()
+    net.release()
+    net(torch.randn(8, 6)).square().sum().backward()
+    assert net.layers[0].mask.all()
+    assert (net.layers[0].weight[pruned] == 0).all(), "release keeps pruned weights at 0"
+    assert (net.layers[0].weight.grad[pruned] != 0).any(), "…but they get gradients again"
+
+
+def test_iterative_reaches_exactly_k_and_every_epoch_is_evaluated_at_k(make_cfg, tmp_path):
+    import pandas as pd
+
+    cfg = make_cfg("schedule=iterative", "schedule.ramp_epochs=3", "schedule.finetune_epochs=1",
+                   "data.limit=1024", "data.batch_size=128", "sparsity=0.8")  # fmt: skip
+    result = train(cfg)
+    _assert_exact(result, tmp_path / "run", 0.8)
+    per_epoch = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["sparsity/global"])
+    assert per_epoch["sparsity/global"].round(4).tolist() == [0.8] * 4
+    assert result["schedule"] == "iterative" and result["ramp_epochs"] == 3

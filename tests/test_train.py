@@ -88,7 +88,8 @@ def test_help_is_prunelabs_own_text():
     proc = run_cli("--help", cwd=ROOT)
     assert proc.returncode == 0
     out = proc.stdout
-    assert "prunelab.train" in out and "strategy: " in out and "schedule: gradual, oneshot" in out
+    assert "prunelab.train" in out and "strategy: " in out
+    assert "schedule: gradual, iterative, oneshot" in out
     assert out.count("python -m prunelab.train") >= 3, "three examples"
     assert "Powered by Hydra" not in out
 

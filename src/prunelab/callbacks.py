@@ -18,7 +18,12 @@ from torch import Tensor
 from prunelab.model import MaskedMLP
 from prunelab.pruning import check_sparsity, get_strategy
 from prunelab.results import atomic_path
-from prunelab.schedules import target_sparsity
+from prunelab.schedules import (
+    SCHEDULES,
+    iterative_prunes_after,
+    iterative_releases_at,
+    target_sparsity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +47,18 @@ def mask_optimizer_state(optimizer: torch.optim.Optimizer, net: MaskedMLP) -> No
 
 
 class PruningCallback(pl.Callback):
-    """Prune on the schedule of ``schedules.target_sparsity``, to ``sparsity`` in the end.
+    """Prune on a schedule of ``schedules.py``, to ``sparsity`` in the end.
 
-    One-shot (``ramp_epochs=0``): train ``prune_after_epochs`` dense epochs, then prune at the
-    first step of the next one, so every logged epoch row describes one model (dense rows
-    before, pruned rows after). Gradual: from there, masks are recomputed on a cubic ramp
-    every ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Whatever the schedule, the
-    reported test sees the final k (pruned at its start if training ended first). Between
-    pruning steps, masks are fixed.
+    One-shot: train ``prune_after_epochs`` dense epochs, then prune at the first step of the
+    next one, so every logged epoch row describes one model (dense rows before, pruned rows
+    after). Gradual: from there, masks are recomputed on a cubic ramp every
+    ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Iterative: for ``ramp_epochs``
+    epochs, masks are lifted at each epoch's start and recomputed at k after its last step.
+    Whatever the schedule, the reported test sees the final k (pruned at its start if
+    training ended first). Outside those events, masks are fixed.
+
+    ``member`` picks one member of a ``stacked.StackedMLP``; its logged keys then start with
+    ``m<member>/``, which ``stacked.MemberLoggers`` routes to that member's own log.
     """
 
     def __init__(
@@ -61,9 +70,13 @@ class PruningCallback(pl.Callback):
         seed: int = 0,
         ramp_epochs: int = 0,
         prune_every_steps: int = 1,
+        schedule: str = "oneshot",
+        member: int | None = None,
     ) -> None:
         super().__init__()
         get_strategy(strategy)  # fail at construction, not after an hour of training
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
         self.strategy = strategy
         self.sparsity = check_sparsity(sparsity)
         for name, value, low in (
@@ -78,11 +91,24 @@ class PruningCallback(pl.Callback):
         self.prune_every_steps = prune_every_steps
         self.prune_output = prune_output
         self.seed = seed
+        self.schedule = schedule
+        self.member = member
+        self.prefix = "" if member is None else f"m{member}/"
         self.current: float | None = None  # sparsity the masks were last computed at
 
     @property
     def pruned(self) -> bool:
         return self.current is not None
+
+    @property
+    def state_key(self) -> str:
+        # One callback per stacked member: each needs its own slot in the checkpoint.
+        return self._generate_state_key(member=self.member)
+
+    def target(self, pl_module: pl.LightningModule) -> Any:
+        """What this callback prunes: the module's net, or one member of a stacked net."""
+        net = pl_module.net
+        return net if self.member is None else net.member(self.member)
 
     def prune(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, k: float | None = None
@@ -90,15 +116,16 @@ class PruningCallback(pl.Callback):
         """Compute and install masks at ``k`` (default: the final sparsity) from the current
         weights, and clear optimizer state of pruned weights."""
         k = self.sparsity if k is None else k
-        net: MaskedMLP = pl_module.net
-        net.prune(self.strategy, k, self.prune_output, self.seed)
+        self.target(pl_module).prune(self.strategy, k, self.prune_output, self.seed)
         for opt in trainer.optimizers:
-            mask_optimizer_state(opt, net)
+            mask_optimizer_state(opt, pl_module.net)
         self.current = k
         figures = self.figures(pl_module)
+        final = k == self.sparsity and self.schedule != "iterative"
         log.log(
-            logging.INFO if k == self.sparsity else logging.DEBUG,
-            "pruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
+            logging.INFO if final and self.member is None else logging.DEBUG,
+            "%spruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
+            self.prefix,
             self.strategy,
             k,
             figures["sparsity/global"],
@@ -110,14 +137,20 @@ class PruningCallback(pl.Callback):
 
     def figures(self, pl_module: pl.LightningModule) -> dict[str, float]:
         """The sparsity report for the model as it is now."""
-        return pl_module.net.sparsity(self.current or 0.0, self.prune_output)
+        return self.target(pl_module).sparsity(self.current or 0.0, self.prune_output)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        spe = int(trainer.num_training_batches)
+        if self.schedule == "iterative":
+            window = (spe, self.prune_after_epochs, self.ramp_epochs)
+            if iterative_releases_at(trainer.global_step, *window):
+                self.target(pl_module).release()
+            return
         k = target_sparsity(
             trainer.global_step,
-            int(trainer.num_training_batches),
+            spe,
             self.sparsity,
             self.prune_after_epochs,
             self.ramp_epochs,
@@ -126,14 +159,27 @@ class PruningCallback(pl.Callback):
         if k is not None and k != self.current:
             self.prune(trainer, pl_module, k)
 
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        window = (int(trainer.num_training_batches), self.prune_after_epochs, self.ramp_epochs)
+        if self.schedule == "iterative" and iterative_prunes_after(trainer.global_step, *window):
+            self.prune(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pl_module.log_dict(self.figures(pl_module), on_step=False, on_epoch=True)
+        figures = {self.prefix + k: v for k, v in self.figures(pl_module).items()}
+        pl_module.log_dict(figures, on_step=False, on_epoch=True)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.current != self.sparsity:
             self.prune(trainer, pl_module)
         if trainer.logger is not None:
-            final = {f"final/{k}": v for k, v in self.figures(pl_module).items()}
+            final = {f"{self.prefix}final/{k}": v for k, v in self.figures(pl_module).items()}
             trainer.logger.log_metrics(final, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -84,6 +84,13 @@ class MaskedMLP(nn.Module):
         for layer, mask in zip(layers, masks, strict=True):
             layer.set_mask(mask.to(layer.weight.device))
 
+    @torch.no_grad()
+    def release(self) -> None:
+        """Lift every mask (pruned weights stay 0 but get gradients again): the iterative
+        schedule's regrowth phase, until masks are recomputed."""
+        for layer in self.layers:
+            layer.mask.fill_(True)
+
     def sparsity(self, k: float, prune_output: bool = False) -> dict[str, float]:
         """Sparsity figures of the masks as they are now (see ``pruning.sparsity_report``)."""
         return sparsity_report(self.masks(), self.prunable(prune_output), k)
@@ -148,11 +155,7 @@ class PruningModule(pl.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        # Batch order is a function of (seed, epoch), so a run resumed from a cached dense
-        # checkpoint at epoch E sees the same batches as one that trained straight through.
-        loader = self.trainer.train_dataloader
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(self.current_epoch)
+        set_loader_epoch(self)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "fit_train", "train")
@@ -187,16 +190,30 @@ class PruningModule(pl.LightningModule):
         self._step(batch, f"final_{split}", f"final/{split}", net=self._test_net)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        params = self.net.parameters()
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
-        else:
-            cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-            opt = cls(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        factor = partial(lr_factor, hp.lr_schedule, hp.dense_epochs, hp.finetune_lr_scale)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return build_optimizers(self.net.parameters(), self.hparams)
+
+
+def set_loader_epoch(module: pl.LightningModule) -> None:
+    """Tell the training loader which epoch starts.
+
+    Batch order is a function of (seed, epoch), so a run resumed from a cached dense
+    checkpoint at epoch E sees the same batches as one that trained straight through.
+    """
+    loader = module.trainer.train_dataloader
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(module.current_epoch)
+
+
+def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[str, Any]:
+    """Optimizer and per-epoch LR schedule (``lr_factor``) from a module's hyperparameters."""
+    if hp["optimizer"] == "sgd":
+        opt = torch.optim.SGD(params, lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
+    else:
+        cls = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
+        opt = cls(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    factor = partial(lr_factor, hp["lr_schedule"], hp["dense_epochs"], hp["finetune_lr_scale"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
 def lr_factor(schedule: str, dense_epochs: int, finetune_scale: float, epoch: int) -> float:

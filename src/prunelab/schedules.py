@@ -1,15 +1,22 @@
 """When to prune, and to what sparsity: pure functions of the optimizer step.
 
-- ``oneshot``: dense for ``epochs``, then k at once (optionally fine-tuned with masks fixed);
-- ``gradual``: dense for ``epochs``, then Zhu & Gupta's (2017) cubic ramp from 0 to k over
-  ``ramp_epochs``, masks recomputed every ``prune_every_steps`` steps, then fine-tuning.
+Every schedule trains dense for ``epochs`` epochs, then prunes during a window of
+``ramp_epochs`` epochs, then fine-tunes ``finetune_epochs`` epochs with the masks fixed:
 
-Both start from the same dense phase, so the dense cache serves every schedule.
+- ``oneshot``: no window; k at once;
+- ``gradual``: Zhu & Gupta's (2017) cubic ramp from 0 to k over the window, masks recomputed
+  every ``prune_every_steps`` steps;
+- ``iterative``: the original challenge's "train with pruning": every epoch of the window
+  trains all weights (pruned ones regrow from 0), then prunes back to k at its last step, so
+  each epoch's evaluation sees a model at exactly k.
+
+All start from the same dense phase, so the dense cache serves every schedule (iterative's
+learning rate decays over its window too, see ``lr_horizon``, which the cache key includes).
 """
 
 from __future__ import annotations
 
-SCHEDULES = ("oneshot", "gradual")
+SCHEDULES = ("oneshot", "gradual", "iterative")
 
 
 def cubic_ramp(step: int, start: int, end: int, k: float) -> float:
@@ -46,3 +53,36 @@ def target_sparsity(
         return k
     last_pruning_step = start + (step - start) // prune_every_steps * prune_every_steps
     return cubic_ramp(last_pruning_step, start, end, k) or None
+
+
+def iterative_prunes_after(
+    steps_done: int, steps_per_epoch: int, dense_epochs: int, window_epochs: int
+) -> bool:
+    """Iterative: whether masks are recomputed at k once ``steps_done`` steps are done.
+
+    True at the end of each epoch of the window, so validation (which Lightning runs after
+    the last step of an epoch) always sees the model at exactly k.
+    """
+    start = dense_epochs * steps_per_epoch
+    end = start + window_epochs * steps_per_epoch
+    return start < steps_done <= end and steps_done % steps_per_epoch == 0
+
+
+def iterative_releases_at(
+    step: int, steps_per_epoch: int, dense_epochs: int, window_epochs: int
+) -> bool:
+    """Iterative: whether the masks are lifted before ``step`` (every window epoch but the
+    first), so that pruned weights, now 0, get gradients again and may grow back."""
+    start = dense_epochs * steps_per_epoch
+    end = start + window_epochs * steps_per_epoch
+    return start < step < end and step % steps_per_epoch == 0
+
+
+def lr_horizon(schedule: str, dense_epochs: int, window_epochs: int) -> int:
+    """Epochs over which the main learning-rate schedule runs before fine-tuning's lower one.
+
+    Iterative pruning *is* training (the original trains with pruning from epoch 1), so its
+    window gets the main schedule; the other schedules fine-tune from the end of the dense
+    phase on.
+    """
+    return dense_epochs + window_epochs if schedule == "iterative" else dense_epochs

@@ -8,6 +8,7 @@ it for the command line and turns user errors into one line on stderr.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -15,6 +16,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,16 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 
 from prunelab import __version__, cache, gpus
 from prunelab.callbacks import EpochSummary, LastCheckpoint, PruningCallback
-from prunelab.data import BatchLoader, Splits, dataset_summary, load_dataset, make_splits
+from prunelab.data import (
+    BatchLoader,
+    RawDataset,
+    Splits,
+    dataset_summary,
+    load_dataset,
+    make_splits,
+)
 from prunelab.errors import ConfigError, PrunelabError, TrainingError
-from prunelab.model import PruningModule
+from prunelab.model import MaskedMLP, PruningModule
 from prunelab.pruning import check_sparsity, get_strategy
 from prunelab.results import (
     ERROR_FILE,
@@ -44,7 +53,7 @@ from prunelab.results import (
     write_error,
     write_json_atomic,
 )
-from prunelab.schedules import SCHEDULES
+from prunelab.schedules import SCHEDULES, lr_horizon
 from prunelab.sparse import inference_speedup
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -67,14 +76,17 @@ def check_config(cfg: DictConfig) -> None:
                 f"schedule.{key} must be a whole number ≥ {low}, got {value!r} "
                 f"(e.g. schedule.{key}=2)"
             )
-    if sched.name == "gradual" and sched.ramp_epochs < 1:
-        raise ConfigError("schedule.ramp_epochs must be ≥ 1 for the gradual schedule")
+    if sched.name in ("gradual", "iterative") and sched.ramp_epochs < 1:
+        raise ConfigError(
+            f"schedule.ramp_epochs must be ≥ 1 for the {sched.name} schedule "
+            "(e.g. schedule.ramp_epochs=5)"
+        )
     if total_epochs(cfg) == 0:
         raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
 
 
 def total_epochs(cfg: DictConfig) -> int:
-    """Dense, ramp (gradual only) and fine-tune epochs."""
+    """Dense, pruning-window (gradual, iterative) and fine-tune epochs."""
     s = cfg.schedule
     return s.epochs + s.get("ramp_epochs", 0) + s.finetune_epochs
 
@@ -118,12 +130,18 @@ def build_module(cfg: DictConfig, sizes: list[int]) -> PruningModule:
         weight_decay=o.weight_decay,
         optimizer=o.name,
         lr_schedule=o.lr_schedule,
-        dense_epochs=cfg.schedule.epochs,
+        dense_epochs=lr_epochs(cfg),
         finetune_lr_scale=o.finetune_lr_scale,
     )
     if not cfg.eval_test_every_epoch:
         module.val_splits = ("val",)
     return module
+
+
+def lr_epochs(cfg: DictConfig) -> int:
+    """Epochs of the main learning-rate schedule (``schedules.lr_horizon``)."""
+    s = cfg.schedule
+    return lr_horizon(s.name, s.epochs, s.get("ramp_epochs", 0))
 
 
 def build_trainer(
@@ -172,7 +190,8 @@ def read_rows(metrics_csv: Path, up_to_epoch: int | None = None) -> list[dict[st
     return [{k: float(v) for k, v in row.items() if pd.notna(v)} for row in rows.to_dict("records")]
 
 
-def pruning_callback(cfg: DictConfig) -> PruningCallback:
+def pruning_callback(cfg: DictConfig, member: int | None = None) -> PruningCallback:
+    """The pruning callback of ``cfg``'s strategy, k and schedule (for one stacked member)."""
     return PruningCallback(
         cfg.strategy.name,
         cfg.sparsity,
@@ -181,6 +200,8 @@ def pruning_callback(cfg: DictConfig) -> PruningCallback:
         seed=cfg.seed,
         ramp_epochs=cfg.schedule.get("ramp_epochs", 0),
         prune_every_steps=cfg.schedule.get("prune_every_steps", 1),
+        schedule=cfg.schedule.name,
+        member=member,
     )
 
 
@@ -193,14 +214,21 @@ def dense_settings(cfg: DictConfig) -> dict[str, Any]:
         "data": ["name", "mean", "std", "batch_size", "limit"],
         "trainer": ["accelerator", "precision", "deterministic"],
     }
-    return {
+    settings = {
         **{g: {k: cfg[g].get(k) for k in keys} for g, keys in pick.items()},
         "sizes": list(cfg.model.sizes),
-        "optim": OmegaConf.to_container(cfg.optim),
+        # finetune_lr_scale acts only after the dense phase: runs that differ in it share it.
+        "optim": {k: v for k, v in cfg.optim.items() if k != "finetune_lr_scale"},
         "epochs": cfg.schedule.epochs,
         "seed": cfg.seed,
         "eval_test_every_epoch": cfg.eval_test_every_epoch,
     }
+    # Each absent at its default, so that adding it left older keys valid.
+    if lr_epochs(cfg) != cfg.schedule.epochs:
+        settings["lr_epochs"] = lr_epochs(cfg)
+    if cfg.get("float32_matmul_precision", "highest") != "highest":
+        settings["float32_matmul_precision"] = cfg.float32_matmul_precision
+    return settings
 
 
 def log_rows(rows: list[dict[str, float]], logger: Logger) -> None:
@@ -260,6 +288,38 @@ def cached_dense(
     return entry
 
 
+@dataclass(frozen=True)
+class RunData:
+    """The dataset of a run, normalised and split, with its loaders (on the run's device)."""
+
+    raw: RawDataset
+    sizes: list[int]
+    train_loader: BatchLoader
+    evals: dict[str, BatchLoader]
+
+
+def load_run_data(cfg: DictConfig) -> RunData:
+    """Load (once per process), check against the model, split and wrap ``cfg``'s data."""
+    raw = cached_dataset(cfg.data.name, str(cfg.paths.data_dir), cfg.data.download)
+    log.info(dataset_summary(raw))
+    sizes = list(cfg.model.sizes)
+    check_sizes(sizes, raw.n_features, raw.n_classes, raw.name)
+    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
+    splits = cached_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
+    train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
+    return RunData(raw, sizes, train_loader, eval_loaders(cfg, splits))
+
+
+def set_matmul_precision(cfg: DictConfig) -> None:
+    """Apply ``float32_matmul_precision`` (``high`` = TF32 on Ampere+ GPUs), checked first."""
+    value = cfg.get("float32_matmul_precision", "highest")
+    if value not in ("highest", "high", "medium"):
+        raise ConfigError(
+            f"unknown float32_matmul_precision {value!r}; choose highest, high (TF32) or medium"
+        )
+    torch.set_float32_matmul_precision(value)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, prune and evaluate one model; return (and write) its ``result.json`` content.
 
@@ -274,41 +334,63 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return done
     check_config(cfg)
     check_writable_dir(out)
+    set_matmul_precision(cfg)
     _quiet_lightning()
-    started, started_at = time.perf_counter(), time.time()
-
-    raw = cached_dataset(cfg.data.name, str(cfg.paths.data_dir), cfg.data.download)
-    log.info(dataset_summary(raw))
-    sizes = list(cfg.model.sizes)
-    check_sizes(sizes, raw.n_features, raw.n_classes, raw.name)
-    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
-    splits = cached_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
-    train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
-    evals = eval_loaders(cfg, splits)
+    started = time.perf_counter(), time.time()
+    data = load_run_data(cfg)
 
     resume, epoch = resume_point(out)
     earlier = read_rows(out / "metrics.csv", epoch) if resume else []  # before the logger
     dense_ckpt = None
     if resume is None and cfg.dense_cache and cfg.schedule.epochs > 0:
-        entry = cached_dense(cfg, sizes, train_loader, evals)
+        entry = cached_dense(cfg, data.sizes, data.train_loader, data.evals)
         dense_ckpt = entry / cache.CHECKPOINT
         earlier = read_rows(entry / cache.METRICS)
     logger = hydra.utils.instantiate(cfg.logger)
     log_rows(earlier, logger)
 
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    module = build_module(cfg, sizes)
+    module = build_module(cfg, data.sizes)
     pruning = pruning_callback(cfg)
     trainer = build_trainer(cfg, out, total_epochs(cfg), [pruning, EpochSummary()], logger)
-    fit(trainer, module, train_loader, evals, resume or dense_ckpt)
-    trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
+    fit_started = time.perf_counter()
+    fit(trainer, module, data.train_loader, data.evals, resume or dense_ckpt)
+    fit_time = time.perf_counter() - fit_started
+    trainer.test(module, dataloaders=[data.evals[s] for s in module.test_splits], verbose=False)
     logger.finalize("success")
 
-    final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("final/")}
+    run = {
+        "fit_time_s": fit_time,
+        "dense_cache": str(dense_ckpt) if dense_ckpt else None,
+        "resumed_after_epoch": epoch + 1 if resume else None,
+    }
+    final = final_metrics(trainer.callback_metrics)
+    result = job_result(cfg, data.raw, final, pruning.figures(module), module.net, run, started)
+    save_result(cfg, result, module.net)
+    return result
+
+
+def final_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The test-stage figures (``<prefix>final/<split>/<metric>``), checked to be finite."""
+    start = f"{prefix}final/"
+    final = {k[len(start) :]: float(v) for k, v in metrics.items() if k.startswith(start)}
     for key, value in final.items():
         if not math.isfinite(value):
-            raise TrainingError(f"{key} is {value}: the pruned model produces non-finite output")
-    result = {
+            raise TrainingError(f"final/{key} is {value}: the pruned model gives non-finite output")
+    return final
+
+
+def job_result(
+    cfg: DictConfig,
+    raw: RawDataset,
+    final: dict[str, float],
+    figures: dict[str, float],
+    net: MaskedMLP,
+    run: dict[str, Any],
+    started: tuple[float, float],
+) -> dict[str, Any]:
+    """The ``result.json`` content of one finished job (separate or stacked)."""
+    return {
         "status": "ok",
         "strategy": cfg.strategy.name,
         "sparsity": float(cfg.sparsity),
@@ -319,19 +401,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "dataset": raw.name,
         "data_source": raw.source,
-        **{f"{k[len('final/') :].replace('/', '_')}": v for k, v in final.items()},
-        "figures": pruning.figures(module),
-        "inference": measure_inference(cfg, module),
-        "dense_cache": str(dense_ckpt) if dense_ckpt else None,
-        "resumed_after_epoch": epoch + 1 if resume else None,
-        "wall_time_s": time.perf_counter() - started,
-        "started_at": started_at,
+        **{key.replace("/", "_"): value for key, value in final.items()},
+        "figures": figures,
+        "inference": measure_inference(cfg, net),
+        **run,
+        "wall_time_s": time.perf_counter() - started[0],
+        "started_at": started[1],
         "finished_at": time.time(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         **provenance(cfg),
     }
+
+
+def save_result(cfg: DictConfig, result: dict[str, Any], net: MaskedMLP) -> None:
+    """Write the job's model (if asked) and then its result, atomically; the result last,
+    since its presence is what marks the job finished."""
+    out = Path(cfg.paths.output_dir)
     if cfg.save_model:
-        state = {k: v.cpu() for k, v in module.net.state_dict().items()}
+        state = {k: v.cpu() for k, v in net.state_dict().items()}
         save_state_atomic(out / MODEL_FILE, state)
     write_json_atomic(out / RESULT_FILE, result)
     (out / ERROR_FILE).unlink(missing_ok=True)
@@ -345,15 +432,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result["val_acc"],
         out / RESULT_FILE,
     )
-    return result
 
 
-def measure_inference(cfg: DictConfig, module: PruningModule) -> dict[str, Any] | None:
-    """What this config's sparsity buys at inference, measured (``sparse.inference_speedup``)."""
+def measure_inference(cfg: DictConfig, net: MaskedMLP) -> dict[str, Any] | None:
+    """What this config's sparsity buys at inference, measured (``sparse.inference_speedup``)
+    on the CPU, on a copy: the trained net stays where it is."""
     batch = cfg.inference_batch_size
     if not batch:
         return None
-    return inference_speedup(module.net.cpu(), batch_size=batch)
+    return inference_speedup(copy.deepcopy(net).cpu(), batch_size=batch)
 
 
 def provenance(cfg: DictConfig) -> dict[str, Any]:
