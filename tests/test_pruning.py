@@ -162,3 +162,16 @@ def test_a_unit_that_feeds_nothing_is_dead_too():
     alive = alive_units(masks)
     assert alive[0].tolist() == [False, True]
     assert alive[1].tolist() == [True, True]
+
+
+def test_random_masks_are_independent_of_the_init_with_the_same_seed():
+    # Regression: a mask generator seeded like the init removed the most negative initial
+    # weights (uniform_ and rand replay the same stream), which destroys the network.
+    torch.manual_seed(0)
+    net = MaskedMLP([784, 300, 100, 10])
+    init = [layer.weight.detach().clone() for layer in net.layers]
+    net.prune("random_weight", 0.25, seed=0)
+    for w, layer in zip(init[:-1], net.layers[:-1], strict=True):
+        removed = w[~layer.mask]
+        bound = w.abs().max()
+        assert abs(float(removed.mean())) < 0.05 * float(bound), "removed weights are unbiased"

@@ -57,6 +57,14 @@ CLI_BAD_INPUTS = [
     (["model.sizes=[100,50,10]"], "does not fit mnist (784 inputs, 10 classes); use model.sizes="),
     (["schedule.finetune_epochs=-1"], "schedule.finetune_epochs must be a whole number ≥ 0"),
     (["optim.lr_schedule=step"], "unknown optim.lr_schedule 'step'; choose cosine or constant"),
+    (
+        ["schedule=iterative", "schedule.ramp_epochs=0"],
+        "schedule.ramp_epochs must be ≥ 1 for the iterative schedule",
+    ),
+    (
+        ["float32_matmul_precision=tf32"],
+        "unknown float32_matmul_precision 'tf32'; choose highest, high (TF32) or medium",
+    ),
 ]
 
 

@@ -137,8 +137,19 @@ def compute_masks(
     ``seed`` only matters for the random controls; it makes them reproducible.
     """
     k = check_sparsity(k)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(mask_seed(seed))
     return get_strategy(strategy)(weights, k, gen)
+
+
+def mask_seed(seed: int) -> int:
+    """The random controls' generator seed for run ``seed``: a separate stream.
+
+    Seeding it with ``seed`` itself replays the stream that initialised the weights
+    (``torch.manual_seed(seed)``, then ``uniform_`` draws of the same shapes), so a "random"
+    mask removed exactly the most negative initial weights of every layer: at k = 25 % the
+    model fell to 12 % accuracy instead of 98 %.
+    """
+    return int(np.random.SeedSequence([seed, 0x6D61736B]).generate_state(1)[0])
 
 
 def alive_units(masks: Sequence[Tensor]) -> list[Tensor]:

@@ -83,6 +83,11 @@ def check_config(cfg: DictConfig) -> None:
         )
     if total_epochs(cfg) == 0:
         raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
+    precision = cfg.get("float32_matmul_precision", "highest")
+    if precision not in ("highest", "high", "medium"):
+        raise ConfigError(
+            f"unknown float32_matmul_precision {precision!r}; choose highest, high (TF32) or medium"
+        )
 
 
 def total_epochs(cfg: DictConfig) -> int:
@@ -311,13 +316,8 @@ def load_run_data(cfg: DictConfig) -> RunData:
 
 
 def set_matmul_precision(cfg: DictConfig) -> None:
-    """Apply ``float32_matmul_precision`` (``high`` = TF32 on Ampere+ GPUs), checked first."""
-    value = cfg.get("float32_matmul_precision", "highest")
-    if value not in ("highest", "high", "medium"):
-        raise ConfigError(
-            f"unknown float32_matmul_precision {value!r}; choose highest, high (TF32) or medium"
-        )
-    torch.set_float32_matmul_precision(value)
+    """Apply ``float32_matmul_precision`` (``high`` = TF32 on Ampere+ GPUs)."""
+    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
