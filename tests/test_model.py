@@ -128,3 +128,14 @@ def test_pruning_callback_refuses_bad_arguments_at_construction():
         PruningCallback("magnitude", 0.5, 1)
     with pytest.raises(Exception, match=r"\[0, 1\)"):
         PruningCallback("weight", 1.0, 1)
+
+
+def test_lr_decays_over_the_dense_phase_then_again_over_fine_tuning():
+    from prunelab.model import lr_factor
+
+    dense = [lr_factor("cosine", 4, 0.5, e, total_epochs=7) for e in range(4)]
+    after = [lr_factor("cosine", 4, 0.5, e, total_epochs=7) for e in range(4, 7)]
+    assert dense == [lr_factor("cosine", 4, 0.5, e) for e in range(4)], "dense: cache-safe"
+    assert dense[0] == 1.0 and dense == sorted(dense, reverse=True)
+    assert after == pytest.approx([0.5, 0.375, 0.125]), "restart at the scale, decay again"
+    assert lr_factor("constant", 4, 0.5, 5, total_epochs=7) == 0.5

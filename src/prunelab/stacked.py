@@ -144,6 +144,7 @@ class StackedModule(pl.LightningModule):
         lr_schedule: str = "constant",
         dense_epochs: int = 0,
         finetune_lr_scale: float = 1.0,
+        total_epochs: int | None = None,
         val_splits: tuple[str, ...] = ("val", "test"),
     ) -> None:
         super().__init__()
@@ -381,6 +382,7 @@ def _train_members(cfgs: Sequence[DictConfig], tr: Any) -> list[dict[str, Any]]:
         lr_schedule=o.lr_schedule,
         dense_epochs=tr.lr_epochs(base),
         finetune_lr_scale=o.finetune_lr_scale,
+        total_epochs=tr.total_epochs(base),
         val_splits=("val", "test") if base.eval_test_every_epoch else ("val",),
     )
     pruning = [tr.pruning_callback(c, member=i) for i, c in enumerate(cfgs)]

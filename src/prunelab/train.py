@@ -137,6 +137,7 @@ def build_module(cfg: DictConfig, sizes: list[int]) -> PruningModule:
         lr_schedule=o.lr_schedule,
         dense_epochs=lr_epochs(cfg),
         finetune_lr_scale=o.finetune_lr_scale,
+        total_epochs=total_epochs(cfg),
     )
     if not cfg.eval_test_every_epoch:
         module.val_splits = ("val",)
