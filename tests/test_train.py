@@ -12,7 +12,7 @@ import torch
 from prunelab.errors import ConfigError
 from prunelab.model import MaskedMLP
 from prunelab.results import MODEL_FILE, RESULT_FILE
-from prunelab.train import check_argv, train
+from prunelab.train import CONF_DIR, check_argv, check_config, total_epochs, train
 
 from .conftest import ROOT, run_cli
 
@@ -151,3 +151,10 @@ def test_runs_that_differ_only_in_strategy_and_k_share_one_dense_model(make_cfg,
         )
     )
     assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_composes_into_a_valid_config(make_cfg, preset):
+    cfg = make_cfg(f"experiment={preset}")
+    check_config(cfg)
+    assert total_epochs(cfg) > 0
