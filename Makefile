@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge smoke test test-all lint bench clean
+.PHONY: install challenge results smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -40,10 +40,16 @@ lint: install
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m ruff format --check src tests scripts
 
+# docs/RESULTS.md: the challenge in three arms (one-shot, fine-tuned, gradual) + random controls,
+# 3 seeds; about 45 min on 2 CPU cores.
+results: install
+	PY=$(PY) bash scripts/run_results.sh
+
 bench: install
 	$(PY) scripts/bench_overhead.py
 	$(PY) scripts/bench_sweep.py
 	$(PY) scripts/bench_sparse.py
+	$(PY) scripts/bench_train.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

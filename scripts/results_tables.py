@@ -5,8 +5,8 @@ verbatim from each job's result.json by ``prunelab.report``) and prints markdown
 
 1. test accuracy vs k for both strategies in each arm, mean ± std over seeds;
 2. magnitude vs random pruning at the same k (oneshot arm), with the difference;
-3. equal cost: unit pruning at each k against weight pruning at the *same effective sparsity*
-   (weights actually removed, dead next-layer inputs counted) and FLOPs per sample;
+3. equal cost, per arm: unit pruning at each k against weight pruning at the *same effective
+   sparsity* (weights actually removed, dead next-layer inputs counted) and FLOPs per sample;
 4. each issue-5 target with its measured figure.
 
     python scripts/results_tables.py outputs/results > outputs/results/tables.md
@@ -157,7 +157,8 @@ def main() -> None:
     if "oneshot" in arms:
         df = arms["oneshot"]
         out += ["", "## Magnitude vs random (one-shot, no fine-tuning)", "", *random_table(df)]
-        out += ["", "## Equal cost (one-shot, no fine-tuning)", "", *equal_cost_table(df)]
+    for arm, df in arms.items():
+        out += ["", f"## Equal cost ({ARMS[arm]})", "", *equal_cost_table(df)]
     out += ["", "## Targets", "", *targets(arms)]
     seeds = sorted({int(s) for df in arms.values() for s in df["seed"].unique()})
     hours = {a: df["wall_time_s"].sum() / 60 for a, df in arms.items()}

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import DictConfig, open_dict
@@ -190,3 +191,38 @@ def test_stacked_launcher_runs_a_sweep_into_per_job_results_and_resumes(tmp_path
     )
     assert report.returncode == 0, report.stderr
     assert "8 of 8 jobs finished" in (sweep / "report" / "report.md").read_text()
+
+
+class Crash(Exception):
+    """Stands for a kill: raised from inside a stacked run at a chosen epoch."""
+
+
+def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
+    make_cfg, tmp_path, monkeypatch
+):
+    from prunelab import stacked
+
+    extra = ("dense_cache=false", "schedule.epochs=2", "schedule.finetune_epochs=1")
+    straight = train_stacked(member_cfgs(make_cfg, tmp_path, "straight", *extra))
+    real = stacked.StackedSummary.on_train_epoch_end
+
+    def dies(self, trainer, pl_module):
+        real(self, trainer, pl_module)
+        if trainer.current_epoch == 2:
+            raise Crash
+
+    monkeypatch.setattr(stacked.StackedSummary, "on_train_epoch_end", dies)
+    cfgs = member_cfgs(make_cfg, tmp_path, "killed", *extra, "checkpoint_every_n_epochs=1")
+    assert all(isinstance(o, Crash) for o in train_stacked(cfgs))
+    assert len(list((tmp_path / "killed").rglob("last.ckpt"))) == 1
+    assert not list((tmp_path / "killed").rglob(RESULT_FILE))
+
+    monkeypatch.setattr(stacked.StackedSummary, "on_train_epoch_end", real)
+    resumed = train_stacked(cfgs)
+    for a, b in zip(straight, resumed, strict=True):
+        assert b["resumed_after_epoch"] == 2
+        assert b["figures"] == a["figures"]
+        for key in ("train_acc", "val_acc", "test_acc", "test_loss"):
+            assert b[key] == pytest.approx(a[key], abs=1e-9), key
+    rows = pd.read_csv(tmp_path / "killed" / "weight_0.5" / "metrics.csv")
+    assert set(rows.dropna(subset=["val/acc"])["epoch"]) == {0, 1, 2}, "earlier rows kept"

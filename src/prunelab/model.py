@@ -116,14 +116,7 @@ class PruningModule(pl.LightningModule):
         total_epochs: int | None = None,
     ) -> None:
         super().__init__()
-        if optimizer not in ("adam", "adamw", "sgd"):
-            raise ConfigError(f"unknown optim.name {optimizer!r}; choose adam, adamw or sgd")
-        if lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(
-                f"unknown optim.lr_schedule {lr_schedule!r}; choose cosine or constant"
-            )
-        if not lr > 0:
-            raise ConfigError(f"optim.lr must be positive, got {lr}")
+        check_optim(optimizer, lr_schedule, lr)
         self.save_hyperparameters()
         self.net = MaskedMLP(sizes)
         n_classes = self.net.sizes[-1]
@@ -192,6 +185,16 @@ class PruningModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizers(self.net.parameters(), self.hparams)
+
+
+def check_optim(optimizer: str, lr_schedule: str, lr: float) -> None:
+    """Refuse an optimiser setting ``build_optimizers`` does not know, in one line."""
+    if optimizer not in ("adam", "adamw", "sgd"):
+        raise ConfigError(f"unknown optim.name {optimizer!r}; choose adam, adamw or sgd")
+    if lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"unknown optim.lr_schedule {lr_schedule!r}; choose cosine or constant")
+    if not lr > 0:
+        raise ConfigError(f"optim.lr must be positive, got {lr}")
 
 
 def set_loader_epoch(module: pl.LightningModule) -> None:

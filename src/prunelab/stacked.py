@@ -31,8 +31,9 @@ from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 
 from prunelab import cache
+from prunelab import train as tr  # the single-run pieces, shared
 from prunelab.errors import ConfigError, TrainingError
-from prunelab.model import MaskedMLP, build_optimizers, set_loader_epoch
+from prunelab.model import MaskedMLP, build_optimizers, check_optim, set_loader_epoch
 from prunelab.results import atomic_path, config_hash, read_result, write_error
 from prunelab.sparse import compact
 
@@ -148,6 +149,7 @@ class StackedModule(pl.LightningModule):
         val_splits: tuple[str, ...] = ("val", "test"),
     ) -> None:
         super().__init__()
+        check_optim(optimizer, lr_schedule, lr)
         self.save_hyperparameters(ignore=["members"])
         self.net = StackedMLP(members)
         self.val_splits = val_splits
@@ -314,8 +316,6 @@ def train_stacked(cfgs: Sequence[DictConfig]) -> list[dict[str, Any] | BaseExcep
     Finished jobs are returned as they are and left out of the stack; a stack that fails as a
     whole (bad config, diverged member) marks each unfinished job failed with ``error.txt``.
     """
-    from prunelab import train as tr  # the single-run pieces; imported late: train imports us
-
     out: list[dict[str, Any] | BaseException | None] = [
         read_result(Path(c.paths.output_dir)) for c in cfgs
     ]
@@ -324,7 +324,7 @@ def train_stacked(cfgs: Sequence[DictConfig]) -> list[dict[str, Any] | BaseExcep
         return out  # type: ignore[return-value]
     members = [cfgs[i] for i in todo]
     try:
-        results = _train_members(members, tr)
+        results = _train_members(members)
     except Exception as e:
         for cfg in members:
             write_error(Path(cfg.paths.output_dir), e)
@@ -334,7 +334,7 @@ def train_stacked(cfgs: Sequence[DictConfig]) -> list[dict[str, Any] | BaseExcep
     return out  # type: ignore[return-value]
 
 
-def _train_members(cfgs: Sequence[DictConfig], tr: Any) -> list[dict[str, Any]]:
+def _train_members(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
     """``train.train`` for M jobs at once (see ``train_stacked``)."""
     base = cfgs[0]
     keys = {stack_key(c) for c in cfgs}
@@ -347,7 +347,7 @@ def _train_members(cfgs: Sequence[DictConfig], tr: Any) -> list[dict[str, Any]]:
         tr.check_config(cfg)
         tr.check_writable_dir(Path(cfg.paths.output_dir))
     tr.set_matmul_precision(base)
-    tr._quiet_lightning()
+    tr.quiet_lightning()
     started = time.perf_counter(), time.time()
     data = tr.load_run_data(base)
     n = len(cfgs)
@@ -373,16 +373,9 @@ def _train_members(cfgs: Sequence[DictConfig], tr: Any) -> list[dict[str, Any]]:
     for cfg in cfgs:  # each member starts where its separate run would
         pl.seed_everything(cfg.seed, workers=False, verbose=False)
         singles.append(MaskedMLP(data.sizes))
-    o = base.optim
     module = StackedModule(
         singles,
-        lr=o.lr,
-        weight_decay=o.weight_decay,
-        optimizer=o.name,
-        lr_schedule=o.lr_schedule,
-        dense_epochs=tr.lr_epochs(base),
-        finetune_lr_scale=o.finetune_lr_scale,
-        total_epochs=tr.total_epochs(base),
+        **tr.optim_settings(base),
         val_splits=("val", "test") if base.eval_test_every_epoch else ("val",),
     )
     pruning = [tr.pruning_callback(c, member=i) for i, c in enumerate(cfgs)]

@@ -106,7 +106,7 @@ def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str)
         )
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """Drop Lightning's start-up chatter; this module logs what a run did instead."""
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("pytorch_lightning.accelerators.cuda").setLevel(logging.WARNING)
@@ -128,20 +128,24 @@ cached_splits = functools.lru_cache(maxsize=2)(make_splits)
 
 def build_module(cfg: DictConfig, sizes: list[int]) -> PruningModule:
     """The LightningModule a run trains; the dense-cache builder uses the very same one."""
-    o = cfg.optim
-    module = PruningModule(
-        sizes,
-        lr=o.lr,
-        weight_decay=o.weight_decay,
-        optimizer=o.name,
-        lr_schedule=o.lr_schedule,
-        dense_epochs=lr_epochs(cfg),
-        finetune_lr_scale=o.finetune_lr_scale,
-        total_epochs=total_epochs(cfg),
-    )
+    module = PruningModule(sizes, **optim_settings(cfg))
     if not cfg.eval_test_every_epoch:
         module.val_splits = ("val",)
     return module
+
+
+def optim_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The optimiser and learning-rate keyword arguments of a training module, from ``cfg``."""
+    o = cfg.optim
+    return {
+        "lr": o.lr,
+        "weight_decay": o.weight_decay,
+        "optimizer": o.name,
+        "lr_schedule": o.lr_schedule,
+        "dense_epochs": lr_epochs(cfg),
+        "finetune_lr_scale": o.finetune_lr_scale,
+        "total_epochs": total_epochs(cfg),
+    }
 
 
 def lr_epochs(cfg: DictConfig) -> int:
@@ -336,7 +340,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     check_writable_dir(out)
     set_matmul_precision(cfg)
-    _quiet_lightning()
+    quiet_lightning()
     started = time.perf_counter(), time.time()
     data = load_run_data(cfg)
 
