@@ -102,7 +102,10 @@ class PruningCallback(pl.Callback):
 
     @property
     def state_key(self) -> str:
-        # One callback per stacked member: each needs its own slot in the checkpoint.
+        # One callback per stacked member: each needs its own slot in the checkpoint. A lone
+        # model's keeps the plain class name, so earlier checkpoints still resume.
+        if self.member is None:
+            return super().state_key
         return self._generate_state_key(member=self.member)
 
     def target(self, pl_module: pl.LightningModule) -> Any:
