@@ -158,3 +158,17 @@ def test_every_experiment_preset_composes_into_a_valid_config(make_cfg, preset):
     cfg = make_cfg(f"experiment={preset}")
     check_config(cfg)
     assert total_epochs(cfg) > 0
+
+
+def test_bf16_autocast_and_tf32_switches_reach_the_run(make_cfg):
+    # bf16-mixed runs on the CPU too; TF32 only changes GPU matmuls but is set either way.
+    cfg = make_cfg("trainer.precision=bf16-mixed", "float32_matmul_precision=high",
+                   "data.limit=2000", "data.batch_size=128", "schedule.epochs=1",
+                   "sparsity=0.5")  # fmt: skip
+    try:
+        result = train(cfg)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    assert result["config"]["trainer"]["precision"] == "bf16-mixed"
+    assert result["test_acc"] > 0.5
