@@ -15,6 +15,7 @@ not pay (``scripts/bench_train.py``); on a GPU it is the fast path.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -189,7 +190,7 @@ class StackedModule(pl.LightningModule):
         x, y = batch
         losses = self._accumulate("train", self.net(x), y)
         if not torch.isfinite(losses).all():
-            bad = [i for i, v in enumerate(losses.tolist()) if not torch.isfinite(torch.tensor(v))]
+            bad = [i for i, v in enumerate(losses.tolist()) if not math.isfinite(v)]
             raise TrainingError(
                 f"loss of stacked member(s) {bad} became non-finite at epoch "
                 f"{self.current_epoch}, step {self.global_step}: training diverged; lower "
