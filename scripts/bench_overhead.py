@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from prunelab.data import BatchLoader, load_dataset, make_splits
-from prunelab.model import MaskedMLP, PruningModule
+from prunelab.module import PruningModule
+from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.pruning import compute_masks
 
 SIZES = [784, 1000, 1000, 500, 200, 10]
@@ -109,7 +110,7 @@ def main() -> None:
     torch.manual_seed(0)
     net = MaskedMLP(SIZES)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    module = PruningModule(SIZES)
+    module = PruningModule(StackedMLP([MaskedMLP(SIZES)]))  # a run of one, as prunelab.run
 
     bare_epoch(net, opt, loader)  # warm-up both paths
     lightning_epoch(module, loader)

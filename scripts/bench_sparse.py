@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.sparse import TARGETS, export, measure_speedups
 
 SIZES = [784, 1000, 1000, 500, 200, 10]

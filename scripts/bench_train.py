@@ -3,7 +3,7 @@
 In one process, back to back, on the same data and device: the challenge's 20 configs
 (weight and neuron pruning × the ten sparsities, seed 0) trained with the iterative schedule
 (the original "train with pruning", every member pruned after every epoch), first as 20
-separate runs (``train.train``), then as one stacked run (``stacked.train_stacked``). Prints
+separate runs (``run.run_job``), then as one stack (``run.run_jobs``). Prints
 
 - stacked run time / time of the 20 separate runs (whole runs: fit, evaluation, results);
 - stacked epoch time / one model's epoch time (``fit_time_s`` per epoch): what one epoch of
@@ -28,8 +28,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from prunelab.stacked import train_stacked
-from prunelab.train import CONF_DIR, train
+from prunelab.config import CONF_DIR
+from prunelab.run import run_job, run_jobs
 
 KS = [0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
 
@@ -60,7 +60,7 @@ def configs(out: Path, epochs: int, device: str, extra: list[str]) -> list[DictC
 def run_separate(cfgs: list[DictConfig]) -> tuple[float, float]:
     """(wall seconds, mean fit seconds per epoch) of training ``cfgs`` one after another."""
     start = time.perf_counter()
-    results = [train(cfg) for cfg in cfgs]
+    results = [run_job(cfg) for cfg in cfgs]
     wall = time.perf_counter() - start
     epochs = cfgs[0].schedule.ramp_epochs
     return wall, sum(r["fit_time_s"] for r in results) / len(results) / epochs
@@ -69,7 +69,7 @@ def run_separate(cfgs: list[DictConfig]) -> tuple[float, float]:
 def run_stacked(cfgs: list[DictConfig]) -> tuple[float, float]:
     """(wall seconds, fit seconds per epoch) of training ``cfgs`` as one stacked run."""
     start = time.perf_counter()
-    results = train_stacked(cfgs)
+    results = run_jobs(cfgs)
     wall = time.perf_counter() - start
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:

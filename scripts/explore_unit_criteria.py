@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from prunelab.config import CONF_DIR
 from prunelab.data import load_dataset, make_splits
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.pruning import mask_seed, n_to_prune, smallest_mask
-from prunelab.train import CONF_DIR
 
 KS = [0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 CRITERIA = ("in", "random", "in×out", "act×out")

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from prunelab.train import CONF_DIR
+from prunelab.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ from collections import defaultdict
 
 import pytest
 
+from prunelab.config import check_workers
 from prunelab.errors import ConfigError
-from prunelab.gpus import check_workers
 from prunelab.results import RESULT_FILE
 
 from .conftest import ROOT

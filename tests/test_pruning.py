@@ -7,14 +7,13 @@ import torch
 import torch.nn.utils.prune as tprune
 from torch import nn
 
+from prunelab.config import check_sparsity, check_strategy
 from prunelab.errors import ConfigError
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.pruning import (
     STRATEGIES,
     alive_units,
-    check_sparsity,
     compute_masks,
-    get_strategy,
     smallest_mask,
     sparsity_report,
 )
@@ -135,7 +134,7 @@ def test_bad_sparsity_is_refused_in_one_line(bad):
 
 def test_unknown_strategy_names_the_known_ones():
     with pytest.raises(ConfigError, match=r"choose one of: .*neuron.*weight"):
-        get_strategy("magnitude")
+        check_strategy("magnitude")
     assert set(STRATEGIES) >= {"weight", "neuron"}
 
 

@@ -21,10 +21,10 @@ import torch
 from prunelab import data
 from prunelab.data import bundled_path, load_bundled, load_dataset
 from prunelab.errors import PrunelabError
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.report import main as report_main
 from prunelab.results import ERROR_FILE, MODEL_FILE, RESULT_FILE
-from prunelab.train import train
+from prunelab.run import run_job
 
 from .conftest import BAD_INPUT_TALLY, ROOT, run_cli
 from .test_data import idx_bytes, write_idx_set
@@ -250,8 +250,8 @@ def test_sigkill_while_writing_result_json_then_rerun_counts_each_job_once(tmp_p
 def test_same_seed_same_config_gives_bit_identical_masks_and_accuracies(make_cfg, tmp_path):
     common = ["data.limit=800", "schedule.epochs=2", "schedule.finetune_epochs=1"]
     common += ["strategy=random_neuron", "sparsity=0.6", "dense_cache=false"]
-    a = train(make_cfg(*common, f"paths.output_dir={tmp_path / 'a'}"))
-    b = train(make_cfg(*common, f"paths.output_dir={tmp_path / 'b'}"))
+    a = run_job(make_cfg(*common, f"paths.output_dir={tmp_path / 'a'}"))
+    b = run_job(make_cfg(*common, f"paths.output_dir={tmp_path / 'b'}"))
     for key in ("train_acc", "val_acc", "test_acc", "train_loss", "test_loss"):
         assert a[key] == b[key], key
     assert a["figures"] == b["figures"]
@@ -276,7 +276,7 @@ def test_a_long_job_killed_mid_training_resumes_from_its_last_checkpoint(
 
     common = ["data.limit=600", "schedule.epochs=3", "schedule.finetune_epochs=2",
               "sparsity=0.8", f"dense_cache={dense_cache}"]  # fmt: skip
-    straight = train(make_cfg(*common, f"paths.output_dir={tmp_path / 'straight'}",
+    straight = run_job(make_cfg(*common, f"paths.output_dir={tmp_path / 'straight'}",
                               f"paths.cache_dir={tmp_path / 'c1'}"))  # fmt: skip
     crash_at = 1 if dense_cache else 3  # in the dense build, or in fine-tuning
     real = callbacks.EpochSummary.on_train_epoch_end
@@ -289,14 +289,14 @@ def test_a_long_job_killed_mid_training_resumes_from_its_last_checkpoint(
     monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", dies)
     cfg = make_cfg(*common, "checkpoint_every_n_epochs=1", f"paths.cache_dir={tmp_path / 'c2'}")
     with pytest.raises(Crash):
-        train(cfg)
+        run_job(cfg)
     out = Path(cfg.paths.output_dir)
     left = (tmp_path / "c2" if dense_cache else out).rglob("last.ckpt")
     assert len(list(left)) == 1
     assert not (out / RESULT_FILE).exists()
 
     monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", real)
-    resumed = train(cfg)
+    resumed = run_job(cfg)
     if not dense_cache:
         assert resumed["resumed_after_epoch"] == crash_at
     for key in ("train_acc", "val_acc", "test_acc", "test_loss"):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE
+from prunelab.run import run_job
 from prunelab.schedules import (
     cubic_ramp,
     iterative_prunes_after,
@@ -14,7 +15,6 @@ from prunelab.schedules import (
     lr_horizon,
     target_sparsity,
 )
-from prunelab.train import train
 
 
 def test_cubic_ramp_is_zhu_and_gupta_at_its_ends_and_middle():
@@ -54,7 +54,7 @@ def test_gradual_reaches_exactly_k_and_logs_the_ramp(make_cfg, tmp_path, finetun
         f"schedule.finetune_epochs={finetune}", "schedule.prune_every_steps=1",
         "data.limit=1024", "data.batch_size=128", "sparsity=0.9",
     )  # fmt: skip
-    result = train(cfg)
+    result = run_job(cfg)
     _assert_exact(result, tmp_path / "run", 0.9)
     per_epoch = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["sparsity/global"])
     ramp = per_epoch["sparsity/global"].round(4).tolist()
@@ -64,7 +64,7 @@ def test_gradual_reaches_exactly_k_and_logs_the_ramp(make_cfg, tmp_path, finetun
 
 
 def test_a_control_strategy_plugs_in_through_config_alone(make_cfg, tmp_path):
-    result = train(make_cfg("strategy=random_neuron", "sparsity=0.5", "data.limit=300",
+    result = run_job(make_cfg("strategy=random_neuron", "sparsity=0.5", "data.limit=300",
                             "schedule.epochs=1"))  # fmt: skip
     assert result["strategy"] == "random_neuron"
     net = MaskedMLP(result["config"]["model"]["sizes"])
@@ -98,7 +98,7 @@ def test_iterative_reaches_exactly_k_and_every_epoch_is_evaluated_at_k(make_cfg,
 
     cfg = make_cfg("schedule=iterative", "schedule.ramp_epochs=3", "schedule.finetune_epochs=1",
                    "data.limit=1024", "data.batch_size=128", "sparsity=0.8")  # fmt: skip
-    result = train(cfg)
+    result = run_job(cfg)
     _assert_exact(result, tmp_path / "run", 0.8)
     per_epoch = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["sparsity/global"])
     assert per_epoch["sparsity/global"].round(4).tolist() == [0.8] * 4

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
 from prunelab.sparse import TARGETS, compact, csr_pays, export, load_export, save_export
 
@@ -54,7 +54,7 @@ def test_compacting_an_unpruned_model_changes_nothing(trained_like):
 
 def test_a_layer_with_no_live_unit_gives_constant_zero_logits():
     net = MaskedMLP([6, 4, 3, 2])
-    net.layers[1].set_mask(torch.zeros(3, 4, dtype=torch.bool))
+    net.layers[1].mask.zero_()
     small = compact(net)
     x = torch.randn(5, 6)
     assert torch.equal(small(x), torch.zeros(5, 2)) and torch.equal(net(x), small(x))

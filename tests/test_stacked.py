@@ -1,4 +1,8 @@
-"""Stacked training: M members in one run equal M separate runs, member by member."""
+"""Batching: M jobs trained as one stack equal M runs of one, member by member.
+
+A run of one job and a stack of many go through the same orchestrator and module, so what
+these tests check is the batching alone: the member axis, the summed loss, the routing of logs.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import DictConfig, open_dict
+from pytorch_lightning.loggers import Logger
 
-import prunelab.train as tr
+from prunelab.config import stack_key
 from prunelab.errors import ConfigError
-from prunelab.model import MaskedMLP
+from prunelab.logs import MemberLoggers
+from prunelab.module import PruningModule
+from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE, RESULT_FILE
-from prunelab.stacked import MemberLoggers, StackedMLP, group_jobs, stack_key, train_stacked
+from prunelab.run import group_jobs, run_job, run_jobs
 
 from .test_launchers import cli
 
@@ -30,29 +37,23 @@ COMMON = (
 )  # fmt: skip
 
 
-class LossRecorder(tr.pl.Callback):
-    """Every training step's loss, per member: (steps, M)."""
-
-    def __init__(self) -> None:
-        self.losses: list[torch.Tensor] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        stacked = getattr(pl_module, "last_losses", None)
-        self.losses.append(stacked if stacked is not None else outputs["loss"].detach()[None])
-
-
 @pytest.fixture
-def recorded(monkeypatch) -> list[LossRecorder]:
-    """Adds a LossRecorder to every Trainer ``train`` and ``train_stacked`` build."""
-    recorders: list[LossRecorder] = []
-    build = tr.build_trainer
+def recorded(monkeypatch) -> dict[int, list[torch.Tensor]]:
+    """Every training step's per-member losses (M,), one list per module, in build order."""
+    per_module: dict[int, list[torch.Tensor]] = {}
+    alive: list[PruningModule] = []  # held, so that no later module gets a recorded id
+    real = PruningModule._evaluate
 
-    def with_recorder(cfg, out, max_epochs, callbacks, logger):
-        recorders.append(LossRecorder())
-        return build(cfg, out, max_epochs, [*callbacks, recorders[-1]], logger)
+    def spy(self, split, batch, nets=()):
+        losses = real(self, split, batch, nets)
+        if self.training:  # the training steps, not the final evaluation of the train split
+            if id(self) not in per_module:
+                alive.append(self)
+            per_module.setdefault(id(self), []).append(losses.detach().clone())
+        return losses
 
-    monkeypatch.setattr(tr, "build_trainer", with_recorder)
-    return recorders
+    monkeypatch.setattr(PruningModule, "_evaluate", spy)
+    return per_module
 
 
 def member_cfgs(make_cfg, tmp_path, name: str, *extra: str) -> list[DictConfig]:
@@ -81,14 +82,14 @@ def load_net(run) -> MaskedMLP:
     ids=["oneshot-finetune", "iterative", "from-dense-cache"],
 )
 def test_stacked_members_equal_separate_runs(make_cfg, tmp_path, recorded, extra):
-    separate = [tr.train(c) for c in member_cfgs(make_cfg, tmp_path, "separate", *extra)]
+    separate = [run_job(c) for c in member_cfgs(make_cfg, tmp_path, "separate", *extra)]
     n_single = len(recorded)
-    stacked_cfgs = member_cfgs(make_cfg, tmp_path, "stacked", *extra)
-    stacked = train_stacked(stacked_cfgs)
+    stacked = run_jobs(member_cfgs(make_cfg, tmp_path, "stacked", *extra))
     assert all(isinstance(r, dict) for r in stacked), stacked
+    steps = list(recorded.values())
     # The separate runs' own fits (a dense-cache build, if any, comes first)
-    single_losses = [torch.cat(r.losses) for r in recorded[n_single - len(MEMBERS) : n_single]]
-    stacked_losses = torch.stack(recorded[-1].losses)  # (steps, M)
+    single_losses = [torch.cat(s) for s in steps[n_single - len(MEMBERS) : n_single]]
+    stacked_losses = torch.stack(steps[-1])  # (steps, M)
 
     assert stacked_losses.shape == (50, len(MEMBERS)), "50 steps, one loss per member"
     for m, losses in enumerate(single_losses):
@@ -125,14 +126,14 @@ def test_a_stack_of_jobs_that_differ_in_more_is_refused_in_one_line(make_cfg, tm
     cfgs = member_cfgs(make_cfg, tmp_path, "mixed")
     with open_dict(cfgs[1]):
         cfgs[1].seed = 3
-    outcomes = train_stacked(cfgs)
+    outcomes = run_jobs(cfgs)
     assert all(isinstance(o, ConfigError) for o in outcomes)
     assert "differ only in strategy and sparsity" in str(outcomes[0])
     assert (tmp_path / "mixed" / "weight_0.5" / "error.txt").is_file()
 
 
 def test_member_loggers_route_prefixed_keys_to_their_member():
-    class Sink(tr.Logger):
+    class Sink(Logger):
         name, version = "sink", 0
 
         def __init__(self):
@@ -149,21 +150,6 @@ def test_member_loggers_route_prefixed_keys_to_their_member():
     MemberLoggers(sinks).log_metrics({"m0/val/acc": 0.5, "m1/val/acc": 0.7, "epoch": 3}, step=9)
     assert sinks[0].rows == [({"epoch": 3, "val/acc": 0.5}, 9)]
     assert sinks[1].rows == [({"epoch": 3, "val/acc": 0.7}, 9)]
-
-
-def test_unstack_and_load_member_round_trip():
-    torch.manual_seed(0)
-    nets = [MaskedMLP([6, 5, 3]) for _ in range(3)]
-    nets[1].prune("neuron", 0.4)
-    stack = StackedMLP(nets)
-    x = torch.randn(4, 6)
-    torch.testing.assert_close(stack(x), torch.stack([n(x) for n in nets]))
-    one = stack.unstack(1)
-    assert torch.equal(one.layers[0].mask, nets[1].layers[0].mask)
-    stack.member(2).prune("weight", 0.5)
-    assert stack.member(2).sparsity(0.5)["sparsity/layer1"] == pytest.approx(0.5, abs=0.04)
-    assert stack.unstack(0).layers[0].mask.all(), "other members untouched"
-    assert stack.double().unstack(1).layers[0].weight.dtype == torch.float64, "dtype kept"
 
 
 def test_stacked_launcher_runs_a_sweep_into_per_job_results_and_resumes(tmp_path):
@@ -200,25 +186,25 @@ class Crash(Exception):
 def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
     make_cfg, tmp_path, monkeypatch
 ):
-    from prunelab import stacked
+    from prunelab.callbacks import EpochSummary
 
     extra = ("dense_cache=false", "schedule.epochs=2", "schedule.finetune_epochs=1")
-    straight = train_stacked(member_cfgs(make_cfg, tmp_path, "straight", *extra))
-    real = stacked.StackedSummary.on_train_epoch_end
+    straight = run_jobs(member_cfgs(make_cfg, tmp_path, "straight", *extra))
+    real = EpochSummary.on_train_epoch_end
 
     def dies(self, trainer, pl_module):
         real(self, trainer, pl_module)
         if trainer.current_epoch == 2:
             raise Crash
 
-    monkeypatch.setattr(stacked.StackedSummary, "on_train_epoch_end", dies)
+    monkeypatch.setattr(EpochSummary, "on_train_epoch_end", dies)
     cfgs = member_cfgs(make_cfg, tmp_path, "killed", *extra, "checkpoint_every_n_epochs=1")
-    assert all(isinstance(o, Crash) for o in train_stacked(cfgs))
+    assert all(isinstance(o, Crash) for o in run_jobs(cfgs))
     assert len(list((tmp_path / "killed").rglob("last.ckpt"))) == 1
     assert not list((tmp_path / "killed").rglob(RESULT_FILE))
 
-    monkeypatch.setattr(stacked.StackedSummary, "on_train_epoch_end", real)
-    resumed = train_stacked(cfgs)
+    monkeypatch.setattr(EpochSummary, "on_train_epoch_end", real)
+    resumed = run_jobs(cfgs)
     for a, b in zip(straight, resumed, strict=True):
         assert b["resumed_after_epoch"] == 2
         assert b["figures"] == a["figures"]
@@ -226,3 +212,26 @@ def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
             assert b[key] == pytest.approx(a[key], abs=1e-9), key
     rows = pd.read_csv(tmp_path / "killed" / "weight_0.5" / "metrics.csv")
     assert set(rows.dropna(subset=["val/acc"])["epoch"]) == {0, 1, 2}, "earlier rows kept"
+
+
+def test_the_default_launcher_and_stacks_of_one_give_the_same_bits(tmp_path):
+    common = ("-m", "experiment=smoke", "strategy=weight", "sparsity=0,0.9",
+              f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    runs = {
+        "default": cli(*common, f"hydra.sweep.dir={tmp_path / 'default'}"),
+        "stacked": cli(
+            *common,
+            "hydra/launcher=stacked",
+            "hydra.launcher.max_members=1",
+            f"hydra.sweep.dir={tmp_path / 'stacked'}",
+        ),
+    }
+    for proc in runs.values():
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    keys = ("train_acc", "val_acc", "test_acc", "test_loss", "figures")
+    found = {}
+    for name in runs:
+        for p in (tmp_path / name).glob(f"*/{RESULT_FILE}"):
+            r = json.loads(p.read_text())
+            found.setdefault(p.parent.name, []).append({k: r[k] for k in keys})
+    assert len(found) == 2 and all(len(v) == 2 and v[0] == v[1] for v in found.values())

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
+from prunelab.config import CONF_DIR, check, check_argv, total_epochs
 from prunelab.errors import ConfigError
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE, RESULT_FILE
-from prunelab.train import CONF_DIR, check_argv, check_config, total_epochs, train
+from prunelab.run import run_job
 
 from .conftest import ROOT, run_cli
 
@@ -25,7 +26,7 @@ def final_row(metrics: pd.DataFrame, key: str) -> float:
 
 def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_cfg, tmp_path):
     cfg = make_cfg("data.limit=1500", "strategy=neuron", "sparsity=0.5")
-    result = train(cfg)
+    result = run_job(cfg)
     run = tmp_path / "run"
     on_disk = json.loads((run / RESULT_FILE).read_text())
     assert on_disk == result
@@ -64,7 +65,7 @@ def test_finetuning_keeps_pruned_weights_at_zero_and_logs_pruned_epochs(make_cfg
     cfg = make_cfg(
         "data.limit=600", "sparsity=0.9", "schedule.epochs=1", "schedule.finetune_epochs=2"
     )
-    result = train(cfg)
+    result = run_job(cfg)
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     sparsity_by_epoch = metrics.dropna(subset=["sparsity/global"])
     assert sparsity_by_epoch["sparsity/global"].round(4).tolist() == [0.0, 0.9, 0.9]
@@ -77,9 +78,9 @@ def test_finetuning_keeps_pruned_weights_at_zero_and_logs_pruned_epochs(make_cfg
 
 def test_a_finished_run_is_returned_without_training_again(make_cfg, tmp_path):
     cfg = make_cfg("data.limit=300", "schedule.epochs=1")
-    first = train(cfg)
+    first = run_job(cfg)
     before = (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns
-    second = train(cfg)
+    second = run_job(cfg)
     assert second == first
     assert (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns == before
 
@@ -101,7 +102,7 @@ def test_group_choices_are_checked_item_by_item_in_sweeps():
 
 
 def test_result_json_never_holds_nan(make_cfg, tmp_path):
-    result = train(make_cfg("data.limit=200", "schedule.epochs=1", "save_model=false"))
+    result = run_job(make_cfg("data.limit=200", "schedule.epochs=1", "save_model=false"))
     floats = [v for v in result.values() if isinstance(v, float)]
     floats += list(result["figures"].values())
     assert all(math.isfinite(v) for v in floats)
@@ -113,9 +114,9 @@ def test_a_run_from_the_dense_cache_equals_one_trained_straight_through(
     make_cfg, tmp_path, finetune
 ):
     common = ["data.limit=600", "schedule.epochs=2", f"schedule.finetune_epochs={finetune}"]
-    cached = train(make_cfg(*common, "sparsity=0.7"))
+    cached = run_job(make_cfg(*common, "sparsity=0.7"))
     assert cached["dense_cache"] is not None
-    direct = train(
+    direct = run_job(
         make_cfg(
             *common, "sparsity=0.7", "dense_cache=false", f"paths.output_dir={tmp_path / 'direct'}"
         )
@@ -131,7 +132,7 @@ def test_a_run_from_the_dense_cache_equals_one_trained_straight_through(
 
 def test_runs_that_differ_only_in_strategy_and_k_share_one_dense_model(make_cfg, tmp_path):
     for i, (strategy, k) in enumerate([("weight", 0.5), ("neuron", 0.9), ("weight", 0.0)]):
-        train(
+        run_job(
             make_cfg(
                 "data.limit=300",
                 "schedule.epochs=1",
@@ -142,7 +143,7 @@ def test_runs_that_differ_only_in_strategy_and_k_share_one_dense_model(make_cfg,
         )
     entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert len(entries) == 1
-    train(
+    run_job(
         make_cfg(
             "data.limit=300",
             "schedule.epochs=1",
@@ -156,7 +157,7 @@ def test_runs_that_differ_only_in_strategy_and_k_share_one_dense_model(make_cfg,
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_preset_composes_into_a_valid_config(make_cfg, preset):
     cfg = make_cfg(f"experiment={preset}")
-    check_config(cfg)
+    check(cfg)
     assert total_epochs(cfg) > 0
 
 
@@ -166,7 +167,7 @@ def test_bf16_autocast_and_tf32_switches_reach_the_run(make_cfg):
                    "data.limit=2000", "data.batch_size=128", "schedule.epochs=1",
                    "sparsity=0.5")  # fmt: skip
     try:
-        result = train(cfg)
+        result = run_job(cfg)
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision("highest")

@@ -1,4 +1,5 @@
-"""Lightning callbacks: when to prune, and a one-line summary per epoch.
+"""Lightning callbacks: when to prune each member, a one-line summary per epoch, and the
+periodic checkpoint of long jobs.
 
 Unlike Lightning's own ``ModelPruning``, ``PruningCallback`` never touches the output layer
 unless asked, prunes *before* the evaluation that is reported (never after the last
@@ -13,41 +14,34 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
-from prunelab.model import MaskedMLP
-from prunelab.pruning import check_sparsity, get_strategy
+from prunelab.nets import StackedMLP
 from prunelab.results import atomic_path
-from prunelab.schedules import (
-    SCHEDULES,
-    iterative_prunes_after,
-    iterative_releases_at,
-    target_sparsity,
-)
+from prunelab.schedules import iterative_prunes_after, iterative_releases_at, target_sparsity
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def mask_optimizer_state(optimizer: torch.optim.Optimizer, net: MaskedMLP) -> None:
-    """Zero every per-weight optimizer buffer (Adam's moments, SGD momentum) of pruned entries.
+def mask_optimizer_state(optimizer: torch.optim.Optimizer, net: StackedMLP, member: int) -> None:
+    """Zero member ``member``'s slice of every per-weight optimizer buffer (Adam's moments,
+    SGD momentum) where its mask prunes.
 
     With the mask in ``forward`` a pruned weight's gradient is 0; zeroing its moments too
-    makes its Adam update exactly 0, so it stays exactly 0 for the rest of training.
+    makes its Adam update exactly 0, so it stays exactly 0 for the rest of training. Only the
+    member's own slice is touched: a prune event costs O(1) members, not O(M).
     """
-    mask_of = {id(layer.weight): layer.mask for layer in net.layers}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            mask = mask_of.get(id(p))
-            if mask is None:
-                continue
-            for value in optimizer.state.get(p, {}).values():
-                if isinstance(value, Tensor) and value.shape == p.shape:
-                    value.mul_(mask)
+    for layer in net.layers:
+        for value in optimizer.state.get(layer.weight, {}).values():
+            if isinstance(value, Tensor) and value.shape == layer.weight.shape:
+                value[member].mul_(layer.mask[member])
 
 
 class PruningCallback(pl.Callback):
-    """Prune on a schedule of ``schedules.py``, to ``sparsity`` in the end.
+    """Prune member ``member`` of the module's stack on a schedule of ``schedules.py``, to
+    ``sparsity`` in the end. Arguments are trusted (``config.check`` validated them).
 
     One-shot: train ``prune_after_epochs`` dense epochs, then prune at the first step of the
     next one, so every logged epoch row describes one model (dense rows before, pruned rows
@@ -55,14 +49,13 @@ class PruningCallback(pl.Callback):
     ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Iterative: for ``ramp_epochs``
     epochs, masks are lifted at each epoch's start and recomputed at k after its last step.
     Whatever the schedule, the reported test sees the final k (pruned at its start if
-    training ended first). Outside those events, masks are fixed.
-
-    ``member`` picks one member of a ``stacked.StackedMLP``; its logged keys then start with
-    ``m<member>/``, which ``stacked.MemberLoggers`` routes to that member's own log.
+    training ended first). Outside those events, masks are fixed. Logged keys start with
+    ``m<member>/``, which ``logs.MemberLoggers`` routes to that member's own log.
     """
 
     def __init__(
         self,
+        member: int,
         strategy: str,
         sparsity: float,
         prune_after_epochs: int,
@@ -71,29 +64,18 @@ class PruningCallback(pl.Callback):
         ramp_epochs: int = 0,
         prune_every_steps: int = 1,
         schedule: str = "oneshot",
-        member: int | None = None,
     ) -> None:
         super().__init__()
-        get_strategy(strategy)  # fail at construction, not after an hour of training
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+        self.member = member
         self.strategy = strategy
-        self.sparsity = check_sparsity(sparsity)
-        for name, value, low in (
-            ("prune_after_epochs", prune_after_epochs, 0),
-            ("ramp_epochs", ramp_epochs, 0),
-            ("prune_every_steps", prune_every_steps, 1),
-        ):
-            if value < low:
-                raise ValueError(f"{name} must be ≥ {low}, got {value}")
+        self.sparsity = float(sparsity)
         self.prune_after_epochs = prune_after_epochs
-        self.ramp_epochs = ramp_epochs
-        self.prune_every_steps = prune_every_steps
         self.prune_output = prune_output
         self.seed = seed
+        self.ramp_epochs = ramp_epochs
+        self.prune_every_steps = prune_every_steps
         self.schedule = schedule
-        self.member = member
-        self.prefix = "" if member is None else f"m{member}/"
+        self.prefix = f"m{member}/"
         self.current: float | None = None  # sparsity the masks were last computed at
 
     @property
@@ -102,31 +84,28 @@ class PruningCallback(pl.Callback):
 
     @property
     def state_key(self) -> str:
-        # One callback per stacked member: each needs its own slot in the checkpoint. A lone
-        # model's keeps the plain class name, so earlier checkpoints still resume.
-        if self.member is None:
-            return super().state_key
         return self._generate_state_key(member=self.member)
-
-    def target(self, pl_module: pl.LightningModule) -> Any:
-        """What this callback prunes: the module's net, or one member of a stacked net."""
-        net = pl_module.net
-        return net if self.member is None else net.member(self.member)
 
     def prune(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, k: float | None = None
     ) -> dict[str, float]:
-        """Compute and install masks at ``k`` (default: the final sparsity) from the current
-        weights, and clear optimizer state of pruned weights."""
+        """Compute and install the member's masks at ``k`` (default: the final sparsity)
+        from its current weights; while fitting, clear its optimizer state where pruned.
+
+        Outside fitting (the final prune at test start) the optimizer is left alone: it will
+        take no more steps, and Lightning has moved its state off the device by then.
+        """
         k = self.sparsity if k is None else k
-        self.target(pl_module).prune(self.strategy, k, self.prune_output, self.seed)
-        for opt in trainer.optimizers:
-            mask_optimizer_state(opt, pl_module.net)
+        net = pl_module.net
+        net.prune(self.member, self.strategy, k, self.prune_output, self.seed)
+        if trainer.state.fn == TrainerFn.FITTING:
+            for opt in trainer.optimizers:
+                mask_optimizer_state(opt, net, self.member)
         self.current = k
         figures = self.figures(pl_module)
         final = k == self.sparsity and self.schedule != "iterative"
         log.log(
-            logging.INFO if final and self.member is None else logging.DEBUG,
+            logging.INFO if final else logging.DEBUG,
             "%spruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
             self.prefix,
             self.strategy,
@@ -139,8 +118,8 @@ class PruningCallback(pl.Callback):
         return figures
 
     def figures(self, pl_module: pl.LightningModule) -> dict[str, float]:
-        """The sparsity report for the model as it is now."""
-        return self.target(pl_module).sparsity(self.current or 0.0, self.prune_output)
+        """The member's sparsity report as its masks are now."""
+        return pl_module.net.sparsity(self.member, self.current or 0.0, self.prune_output)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -149,7 +128,7 @@ class PruningCallback(pl.Callback):
         if self.schedule == "iterative":
             window = (spe, self.prune_after_epochs, self.ramp_epochs)
             if iterative_releases_at(trainer.global_step, *window):
-                self.target(pl_module).release()
+                pl_module.net.release(self.member)
             return
         k = target_sparsity(
             trainer.global_step,
@@ -193,32 +172,47 @@ class PruningCallback(pl.Callback):
 
 
 class EpochSummary(pl.Callback):
-    """Log one readable line per epoch instead of a progress bar (sweeps write to files)."""
+    """One readable line per epoch instead of a progress bar (sweeps write to files).
+
+    One member: its figures. A stack: each figure's range over the members.
+    """
 
     KEYS = ("train/loss", "train/acc", "val/acc", "test/acc", "sparsity/global")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         m = trainer.callback_metrics
-        parts = [f"{k} {float(m[k]):.4f}" for k in self.KEYS if k in m]
-        log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, "  ".join(parts))
+        n = len(pl_module.net)
+        parts = []
+        for key in self.KEYS:
+            values = [float(m[k]) for i in range(n) if (k := f"m{i}/{key}") in m]
+            if len(values) == 1:
+                parts.append(f"{key} {values[0]:.4f}")
+            elif values:
+                parts.append(f"{key} {min(values):.4f}–{max(values):.4f}")
+        members = f"  {n} members" if n > 1 else ""
+        log.info(
+            "epoch %d/%d%s  %s",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            members,
+            "  ".join(parts),
+        )
 
 
 class LastCheckpoint(pl.Callback):
     """Every ``every_n_epochs`` epochs, atomically replace ``path`` with a full checkpoint.
 
     For long runs: a job killed at any moment resumes from its last completed checkpoint
-    (``train.resume_point``). Written to a temp file and renamed, so ``path`` is never half a
-    checkpoint.
+    (``resume.resume_point``). Written to a temp file and renamed, so ``path`` is never half
+    a checkpoint.
     """
 
     def __init__(self, path: Path, every_n_epochs: int) -> None:
         super().__init__()
-        if every_n_epochs <= 0:
-            raise ValueError(f"every_n_epochs must be positive, got {every_n_epochs}")
         self.path = Path(path)
         self.every_n_epochs = every_n_epochs
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             with atomic_path(self.path) as tmp:
-                trainer.save_checkpoint(tmp)
+                trainer.save_checkpoint(tmp, weights_only=False)

@@ -322,11 +322,9 @@ def make_splits(
 ) -> Splits:
     """Normalise once, split off validation, and optionally cap each split at ``limit``.
 
-    Validation is the *last* 10k of the training file (DESIGN §4), so train+val never
-    overlap test and the split is the same on every machine.
+    Validation is the *last* 10k of the training file, so train+val never overlap test and
+    the split is the same on every machine. ``limit`` is positive (``config.check``).
     """
-    if limit is not None and limit <= 0:
-        raise DataError(f"data.limit must be a positive number of samples, got {limit}")
 
     def prep(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         if limit is not None:
@@ -357,8 +355,6 @@ class BatchLoader:
     def __init__(
         self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0
     ) -> None:
-        if batch_size <= 0:
-            raise DataError(f"batch size must be positive, got {batch_size}")
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle

@@ -5,7 +5,7 @@ workers are reused, so ``job.num % n_gpus`` gives two live workers the same GPU.
 worker claims a GPU with an exclusive ``fcntl`` lock on ``gpu-<i>.lock`` the first time it
 runs a job and holds it until it exits (locks die with their process), then sets
 ``CUDA_VISIBLE_DEVICES`` before CUDA starts. More workers than GPUs would leave one waiting
-forever, so that is refused before any job starts (DESIGN §6).
+forever, so that is refused before any job starts (``config.check_workers``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import IO, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from prunelab.config import check_workers
 from prunelab.errors import ConfigError
 
 FAKE_ENV = "PRUNELAB_FAKE_GPU_COUNT"  # tests: pretend this many GPUs exist
@@ -42,20 +43,6 @@ def lock_dir() -> Path:
     """Shared by every sweep of this user on this machine, so concurrent sweeps coordinate."""
     default = Path(tempfile.gettempdir()) / f"prunelab-gpu-locks-{os.getuid()}"
     return Path(os.environ.get(LOCK_DIR_ENV, default))
-
-
-def check_workers(n_jobs: int, n_gpus: int) -> None:
-    """Refuse a worker count the GPUs cannot serve, in one line."""
-    if n_gpus < 1:
-        raise ConfigError(
-            "hydra/launcher=local_gpus needs a GPU but none is visible; "
-            "drop it to run on the CPU, or use hydra/launcher=slurm"
-        )
-    if n_jobs > n_gpus:
-        raise ConfigError(
-            f"hydra.launcher.n_jobs={n_jobs} but only {n_gpus} GPU(s) are visible; use "
-            f"n_jobs ≤ {n_gpus} (more jobs than GPUs queue on their own)"
-        )
 
 
 def claim_gpu(n_gpus: int, poll_s: float = 0.5) -> int:

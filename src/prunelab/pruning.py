@@ -4,8 +4,8 @@ Conventions (DESIGN §2). The seed writes ``out = relu(x · W)`` with ``W`` of s
 ``nn.Linear`` stores the transpose (out, in), so a *unit* (neuron) of a layer is a **row** of
 ``linear.weight``. A mask is ``True`` where a weight is kept.
 
-Every function here is free of Lightning and of model classes, so the callback, the stacked
-trainer and the sparse exporter can all reuse them, and tests can call them on bare tensors.
+Every function here is free of Lightning, of configs and of model classes, so the nets, the
+pruning callback and the sparse exporter all reuse them, and tests call them on bare tensors.
 """
 
 from __future__ import annotations
@@ -16,23 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prunelab.errors import ConfigError
-
 MaskFn = Callable[[Sequence[Tensor], float, torch.Generator], list[Tensor]]
-
-
-def check_sparsity(k: object) -> float:
-    """Return ``k`` as a float in [0, 1), or raise a one-line :class:`ConfigError`.
-
-    k = 1 would remove every unit and leave a constant network, so it is refused rather
-    than silently producing a 10 % accuracy row.
-    """
-    if isinstance(k, bool) or not isinstance(k, (int, float)):
-        raise ConfigError(f"sparsity must be a number in [0, 1), got {k!r} (e.g. sparsity=0.9)")
-    k = float(k)
-    if not 0.0 <= k < 1.0:
-        raise ConfigError(f"sparsity must be in [0, 1), got {k} (e.g. sparsity=0.9 for 90 %)")
-    return k
 
 
 def n_to_prune(n: int, k: float) -> int:
@@ -118,27 +102,16 @@ STRATEGIES: dict[str, MaskFn] = {
 }
 
 
-def get_strategy(name: str) -> MaskFn:
-    """Look a strategy up by name, or raise a one-line error listing the known ones."""
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        known = ", ".join(sorted(STRATEGIES))
-        raise ConfigError(
-            f"unknown strategy {name!r}; choose one of: {known} (e.g. strategy=weight)"
-        ) from None
-
-
 def compute_masks(
     strategy: str, weights: Sequence[Tensor], k: float, seed: int = 0
 ) -> list[Tensor]:
-    """Keep-masks for ``weights`` (the layers to prune) at sparsity ``k``.
+    """Keep-masks for ``weights`` (the layers to prune) at sparsity ``k`` in [0, 1).
 
+    ``strategy`` and ``k`` are trusted: ``config.check`` refuses bad ones before any run.
     ``seed`` only matters for the random controls; it makes them reproducible.
     """
-    k = check_sparsity(k)
     gen = torch.Generator().manual_seed(mask_seed(seed))
-    return get_strategy(strategy)(weights, k, gen)
+    return STRATEGIES[strategy](weights, k, gen)
 
 
 def mask_seed(seed: int) -> int:

@@ -1,8 +1,9 @@
-"""A run's durable output: ``result.json``, written atomically, read back defensively.
+"""A job's durable output: ``result.json``, written atomically, read back defensively.
 
-``result.json`` is the last thing a run writes. It is written to a temporary file in the same
-folder, fsynced, then renamed over the target, so a crash at any moment leaves either no file
-or a complete one; a reader never sees half a result. Its presence means "this job is done".
+``result.json`` is the last thing a job writes (``save_result``), after its ``model.pt``. It
+is written to a temporary file in the same folder, fsynced, then renamed over the target, so a
+crash at any moment leaves either no file or a complete one; a reader never sees half a
+result. Its presence means "this job is done".
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prunelab import __version__
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
@@ -111,3 +116,53 @@ def config_hash(cfg: dict[str, Any], length: int = 16) -> str:
     """Short stable hash of a resolved config (keys sorted), to tell runs apart."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def job_result(
+    cfg: DictConfig,
+    final: dict[str, float],
+    figures: dict[str, float],
+    run: dict[str, Any],
+    started: tuple[float, float],
+) -> dict[str, Any]:
+    """The ``result.json`` content of one finished job: what it was, what it scored (``final``
+    test-stage figures, sparsity ``figures``), how it ran (``run``) and how to redo it."""
+    return {
+        "status": "ok",
+        "strategy": cfg.strategy.name,
+        "sparsity": float(cfg.sparsity),
+        "schedule": cfg.schedule.name,
+        "epochs": cfg.schedule.epochs,
+        "finetune_epochs": cfg.schedule.finetune_epochs,
+        "ramp_epochs": cfg.schedule.get("ramp_epochs", 0),
+        "seed": cfg.seed,
+        **{key.replace("/", "_"): value for key, value in final.items()},
+        "figures": figures,
+        **run,
+        "wall_time_s": time.perf_counter() - started[0],
+        "started_at": started[1],
+        "finished_at": time.time(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        **provenance(cfg),
+    }
+
+
+def provenance(cfg: DictConfig) -> dict[str, Any]:
+    """What a result needs to be reproduced: code version, library version, full config."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {
+        "git_sha": git_sha(),
+        "prunelab_version": __version__,
+        "torch_version": torch.__version__,
+        "config_hash": config_hash({k: v for k, v in resolved.items() if k != "paths"}),
+        "config": resolved,
+    }
+
+
+def save_result(job_dir: Path, result: dict[str, Any], model: dict[str, Any] | None) -> None:
+    """Write the job's ``model.pt`` (if given) and then its result, both atomically; the
+    result last, since its presence is what marks the job finished."""
+    if model is not None:
+        save_state_atomic(job_dir / MODEL_FILE, {k: v.cpu() for k, v in model.items()})
+    write_json_atomic(job_dir / RESULT_FILE, result)
+    (job_dir / ERROR_FILE).unlink(missing_ok=True)

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunelab.model import MaskedMLP
+from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
+from prunelab.results import save_state_atomic
 
 
 @torch.no_grad()
@@ -191,8 +192,6 @@ def export(net: MaskedMLP, target: str = "auto", batch_size: int = 64) -> Sparse
 
 def save_export(model: SparseMLP, path: Path) -> None:
     """Write an exported model atomically (see ``results.save_state_atomic``)."""
-    from prunelab.results import save_state_atomic
-
     save_state_atomic(Path(path), model.state())
 
 

@@ -1,10 +1,11 @@
-"""``hydra/launcher=stacked``: run a sweep's jobs as stacked runs (``prunelab.stacked``).
+"""``hydra/launcher=stacked``: run a sweep's jobs as stacks (``prunelab.run.run_jobs``).
 
 Hydra first sets up every job as its basic launcher would (its folder, ``.hydra/`` record and
-log), then jobs that differ only in strategy and sparsity train together as one stacked
-model, each member writing its own ``metrics.csv`` and ``result.json`` into its own folder.
-A finished job is skipped, so re-running the command resumes an interrupted sweep. Kept free
-of heavy imports: Hydra imports every plugin at start-up.
+log), then jobs that differ only in strategy and sparsity train together as one stack (the
+same orchestrator the default launcher calls with one job at a time), each member writing
+its own ``metrics.csv`` and ``result.json`` into its own folder. A finished job is skipped,
+so re-running the command resumes an interrupted sweep. Kept free of heavy imports: Hydra
+imports every plugin at start-up.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class StackedLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from prunelab.stacked import group_jobs, train_stacked
+        from prunelab.run import group_jobs, run_jobs
 
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
@@ -85,7 +86,7 @@ class StackedLauncher(Launcher):
         try:
             for group in group_jobs(cfgs, self.max_members):
                 log.info(f"stacked run of jobs {[initial_job_idx + i for i in group]}")
-                outcomes = train_stacked([cfgs[i] for i in group])
+                outcomes = run_jobs([cfgs[i] for i in group])
                 for i, outcome in zip(group, outcomes, strict=True):
                     _settle(runs[i], outcome)
         finally:

@@ -1,0 +1,252 @@
+"""Every check of a job's config, in one place, with one error type, and the values derived
+from a config.
+
+A bad value is refused here, in one line that says what was wrong and how to fix it, before
+any data is loaded or any epoch is spent; the layers below (nets, pruning, schedules, the
+module, the callbacks) trust what they are given. ``train.py`` calls ``check_argv`` on the
+command line; ``run.py`` calls ``check_stack`` on the jobs it is about to train.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prunelab.errors import ConfigError
+from prunelab.pruning import STRATEGIES
+from prunelab.results import config_hash
+from prunelab.schedules import SCHEDULES, lr_horizon
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# Keys in which the members of one stack may differ (each has its own folder and logger);
+# everything else (seed, schedule, data, optimiser, trainer) must be equal.
+MEMBER_KEYS = ("strategy", "sparsity", "paths", "logger", "save_model")
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def check(cfg: DictConfig) -> None:
+    """Refuse a bad job config (see the module docstring)."""
+    check_strategy(cfg.strategy.name)
+    check_sparsity(cfg.sparsity)
+    check_schedule(cfg)
+    check_optim(cfg.optim)
+    check_model_sizes(list(cfg.model.sizes))
+    if cfg.data.limit is not None:
+        whole_number("data.limit", cfg.data.limit, 1, 2000)
+    for key in ("batch_size", "eval_batch_size", "eval_train_limit"):
+        whole_number(f"data.{key}", cfg.data[key], 1, 512)
+    whole_number("checkpoint_every_n_epochs", cfg.checkpoint_every_n_epochs, 0, 5)
+    if cfg.inference_batch_size is not None:
+        whole_number("inference_batch_size", cfg.inference_batch_size, 1, 64)
+    precision = cfg.get("float32_matmul_precision", "highest")
+    if precision not in MATMUL_PRECISIONS:
+        raise ConfigError(
+            f"unknown float32_matmul_precision {precision!r}; choose highest, high (TF32) or medium"
+        )
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer=gpu but no CUDA device is visible; use trainer=cpu")
+
+
+def whole_number(key: str, value: Any, low: int, example: int) -> int:
+    """``value`` as an int ≥ ``low``, or a one-line error naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(
+            f"{key} must be a whole number ≥ {low}, got {value!r} (e.g. {key}={example})"
+        )
+    return value
+
+
+def check_strategy(name: str) -> str:
+    if name not in STRATEGIES:
+        known = ", ".join(sorted(STRATEGIES))
+        raise ConfigError(
+            f"unknown strategy {name!r}; choose one of: {known} (e.g. strategy=weight)"
+        )
+    return name
+
+
+def check_sparsity(k: object) -> float:
+    """``k`` as a float in [0, 1).
+
+    k = 1 would remove every unit and leave a constant network, so it is refused rather
+    than silently producing a 10 % accuracy row.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, float)):
+        raise ConfigError(f"sparsity must be a number in [0, 1), got {k!r} (e.g. sparsity=0.9)")
+    k = float(k)
+    if not 0.0 <= k < 1.0:
+        raise ConfigError(f"sparsity must be in [0, 1), got {k} (e.g. sparsity=0.9 for 90 %)")
+    return k
+
+
+def check_schedule(cfg: DictConfig) -> None:
+    sched = cfg.schedule
+    if sched.name not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {sched.name!r}; choose one of: {', '.join(SCHEDULES)}")
+    for key, low in (("epochs", 0), ("finetune_epochs", 0), ("ramp_epochs", 0),
+                     ("prune_every_steps", 1)):  # fmt: skip
+        whole_number(f"schedule.{key}", sched.get(key, low), low, 2)
+    if sched.name in ("gradual", "iterative") and sched.ramp_epochs < 1:
+        raise ConfigError(
+            f"schedule.ramp_epochs must be ≥ 1 for the {sched.name} schedule "
+            "(e.g. schedule.ramp_epochs=5)"
+        )
+    if total_epochs(cfg) == 0:
+        raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
+
+
+def check_optim(optim: DictConfig) -> None:
+    if optim.name not in ("adam", "adamw", "sgd"):
+        raise ConfigError(f"unknown optim.name {optim.name!r}; choose adam, adamw or sgd")
+    if optim.lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(
+            f"unknown optim.lr_schedule {optim.lr_schedule!r}; choose cosine or constant"
+        )
+    for key in ("lr", "finetune_lr_scale"):
+        value = optim[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"optim.{key} must be positive, got {value}")
+    if not (isinstance(optim.weight_decay, (int, float)) and optim.weight_decay >= 0):
+        raise ConfigError(f"optim.weight_decay must be ≥ 0, got {optim.weight_decay}")
+
+
+def check_model_sizes(sizes: list[Any]) -> None:
+    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
+                             for s in sizes):  # fmt: skip
+        raise ConfigError(
+            f"model.sizes must be ≥ 2 positive integers, got {sizes} "
+            "(e.g. model.sizes=[784,1000,1000,500,200,10])"
+        )
+
+
+def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str) -> None:
+    """The MLP's first and last sizes must match the data's inputs and classes."""
+    if sizes[0] != n_features or sizes[-1] != n_classes:
+        fixed = [n_features, *sizes[1:-1], n_classes]
+        raise ConfigError(
+            f"model.sizes {sizes} does not fit {dataset} ({n_features} inputs, {n_classes} "
+            f"classes); use model.sizes=[{','.join(map(str, fixed))}]"
+        )
+
+
+def stack_key(cfg: DictConfig) -> str:
+    """Jobs with equal keys can train as one stack: equal in all but ``MEMBER_KEYS``."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return config_hash({k: v for k, v in resolved.items() if k not in MEMBER_KEYS}, length=12)
+
+
+def check_stack(cfgs: Sequence[DictConfig]) -> None:
+    """Every job valid and writable, and all of them able to share one stack."""
+    for cfg in cfgs:
+        check(cfg)
+        check_writable_dir(Path(cfg.paths.output_dir))
+    if len({stack_key(c) for c in cfgs}) > 1:
+        raise ConfigError(
+            "stacked jobs must differ only in strategy and sparsity; group them with "
+            "run.group_jobs (hydra/launcher=stacked does)"
+        )
+
+
+def check_max_members(max_members: Any) -> int:
+    """``hydra.launcher.max_members``: how many jobs one stack may hold."""
+    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
+        raise ConfigError(
+            f"hydra.launcher.max_members must be ≥ 1, got {max_members} (e.g. max_members=64)"
+        )
+    return max_members
+
+
+def check_workers(n_jobs: int, n_gpus: int) -> None:
+    """Refuse a ``local_gpus`` worker count the visible GPUs cannot serve."""
+    if n_gpus < 1:
+        raise ConfigError(
+            "hydra/launcher=local_gpus needs a GPU but none is visible; "
+            "drop it to run on the CPU, or use hydra/launcher=slurm"
+        )
+    if n_jobs > n_gpus:
+        raise ConfigError(
+            f"hydra.launcher.n_jobs={n_jobs} but only {n_gpus} GPU(s) are visible; use "
+            f"n_jobs ≤ {n_gpus} (more jobs than GPUs queue on their own)"
+        )
+
+
+def check_writable_dir(path: Path, what: str = "output dir") -> None:
+    """Refuse, in one line, a folder that cannot be created or written.
+
+    Checked before any work so that a week-long sweep does not die at its first result.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(
+            f"cannot create {what} {path}: {probe} is a file, not a folder; choose another "
+            "(hydra.run.dir=… or hydra.sweep.dir=…)"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write to {what} {path} ({probe} is not writable); choose another"
+        )
+
+
+def check_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Reject bad command-line overrides in one line, before Hydra starts.
+
+    Hydra's own messages for these span a dozen lines or come too late: a config group
+    choice that does not exist (``strategy=magnitude``; sweep lists item by item), a sweep
+    list naming one value twice (two jobs would share one folder), and a run or sweep dir
+    that cannot be written.
+    """
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        items = value.split(",")
+        if len(items) > 1 and len(set(items)) < len(items):
+            dup = sorted({v for v in items if items.count(v) > 1})
+            raise ConfigError(
+                f"{key}={value} lists {', '.join(dup)} more than once; give each value once"
+            )
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            check_writable_dir(Path(value), key)
+        group = conf_dir / key
+        # hydra/* groups also hold the plugins' options (joblib, submitit_local, …)
+        if "." in key or "@" in key or key.startswith("hydra/") or not group.is_dir():
+            continue
+        known = sorted(p.stem for p in group.glob("*.yaml"))
+        for choice in items:
+            if choice and choice not in known:
+                raise ConfigError(f"unknown {key} {choice!r}; choose one of: {', '.join(known)}")
+
+
+def total_epochs(cfg: DictConfig) -> int:
+    """Dense, pruning-window (gradual, iterative) and fine-tune epochs."""
+    s = cfg.schedule
+    return s.epochs + s.get("ramp_epochs", 0) + s.finetune_epochs
+
+
+def lr_epochs(cfg: DictConfig) -> int:
+    """Epochs of the main learning-rate schedule (``schedules.lr_horizon``)."""
+    s = cfg.schedule
+    return lr_horizon(s.name, s.epochs, s.get("ramp_epochs", 0))
+
+
+def optim_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The optimiser and learning-rate keyword arguments of the training module."""
+    o = cfg.optim
+    return {
+        "lr": o.lr,
+        "weight_decay": o.weight_decay,
+        "optimizer": o.name,
+        "lr_schedule": o.lr_schedule,
+        "dense_epochs": lr_epochs(cfg),
+        "finetune_lr_scale": o.finetune_lr_scale,
+        "total_epochs": total_epochs(cfg),
+    }

@@ -1,0 +1,177 @@
+"""The challenge MLP: alone (``MaskedMLP``, the type you export and inspect) and as a stack of
+M ≥ 1 members trained as one (``StackedMLP``, the type every run trains).
+
+Both compute ``out_l = relu(out_{l-1} · W_l)``, bias-free, logits at the end (softmax lives in
+the cross-entropy loss). Every layer owns a boolean ``mask`` buffer of its weight's shape, so
+masks travel in ``state_dict`` and checkpoints with no reparametrisation
+(``torch.nn.utils.prune``'s ``weight_orig``/``weight_mask`` renames keys and breaks deepcopy),
+and the mask is multiplied in ``forward``, so a pruned weight's gradient is exactly 0.
+
+A stack puts a member axis in front of every weight and mask, (M, out, in). One batched matmul
+runs all members; with M = 1 a layer is the plain GEMM of ``MaskedLinear`` instead, so a run of
+one model gives the same bits as the unstacked model (``tests/test_nets.py``). Plain PyTorch:
+no Lightning, no config.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from prunelab.pruning import compute_masks, sparsity_report
+
+
+def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
+    """Which layers a strategy may prune: the hidden ones, and the output one if asked."""
+    return [i < n_layers - 1 or prune_output for i in range(n_layers)]
+
+
+@torch.no_grad()
+def install_masks(
+    weights: Sequence[Tensor],
+    masks: Sequence[Tensor],
+    strategy: str,
+    k: float,
+    prune_output: bool = False,
+    seed: int = 0,
+) -> None:
+    """Recompute the masks of the prunable layers from ``weights`` and write them in place.
+
+    ``weights`` and ``masks`` are one model's, per layer: a ``MaskedMLP``'s tensors or views
+    of one stack member's slice. The masks are copied into the existing buffers (which keeps
+    them on the model's device whatever device the selection ran on) and the weights they
+    remove are zeroed.
+    """
+    chosen = [i for i, p in enumerate(prunable_layers(len(weights), prune_output)) if p]
+    new = compute_masks(strategy, [weights[i] for i in chosen], k, seed)
+    for i, mask in zip(chosen, new, strict=True):
+        masks[i].copy_(mask)
+        weights[i].mul_(masks[i])
+
+
+class MaskedLinear(nn.Linear):
+    """A bias-free linear layer whose weight is multiplied by a fixed boolean mask."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__(n_in, n_out, bias=False)
+        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.mask)
+
+
+class MaskedMLP(nn.Module):
+    """Bias-free ReLU MLP; ``sizes`` = [inputs, hidden…, classes] (checked by ``config``)."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.sizes = list(sizes)
+        self.layers = nn.ModuleList(MaskedLinear(a, b) for a, b in itertools.pairwise(sizes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
+
+    def masks(self) -> list[Tensor]:
+        return [layer.mask for layer in self.layers]
+
+    def prune(self, strategy: str, k: float, prune_output: bool = False, seed: int = 0) -> None:
+        """Recompute masks from the current weights and install them (pruned weights → 0)."""
+        weights = [layer.weight.data for layer in self.layers]
+        install_masks(weights, self.masks(), strategy, k, prune_output, seed)
+
+    @torch.no_grad()
+    def release(self) -> None:
+        """Lift every mask (pruned weights stay 0 but get gradients again)."""
+        for mask in self.masks():
+            mask.fill_(True)
+
+    def sparsity(self, k: float, prune_output: bool = False) -> dict[str, float]:
+        """Sparsity figures of the masks as they are now (see ``pruning.sparsity_report``)."""
+        return sparsity_report(self.masks(), prunable_layers(len(self.layers), prune_output), k)
+
+
+class StackedLayer(nn.Module):
+    """M bias-free linear layers: ``weight`` and boolean ``mask`` of shape (M, out, in)."""
+
+    def __init__(self, weight: Tensor, mask: Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (B, in) shared by every member, or (M, B, in); returns (M, B, out)."""
+        w = self.weight * self.mask
+        if w.shape[0] == 1:  # one member: MaskedLinear's GEMM, bit for bit
+            # squeeze, not [0]: its backward is a view, where indexing's copies the gradient
+            return F.linear(x if x.dim() == 2 else x.squeeze(0), w.squeeze(0)).unsqueeze(0)
+        return torch.matmul(x, w.transpose(1, 2))
+
+
+class StackedMLP(nn.Module):
+    """M ``MaskedMLP`` of equal sizes as one module; ``forward`` gives (M, B, classes).
+
+    Member ``i`` is addressed by index: its weights and masks are the ``[i]`` slices, which
+    the pruning of one member reads and writes in place, leaving the others untouched.
+    """
+
+    def __init__(self, members: Sequence[MaskedMLP]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("a stacked model needs at least one member")
+        self.sizes = list(members[0].sizes)
+        if any(list(m.sizes) != self.sizes for m in members):
+            raise ValueError("stacked members must all have the same sizes")
+        self.layers = nn.ModuleList(
+            StackedLayer(
+                torch.stack([m.layers[i].weight.detach() for m in members]).clone(),
+                torch.stack([m.layers[i].mask for m in members]).clone(),
+            )
+            for i in range(len(self.sizes) - 1)
+        )
+
+    def __len__(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
+
+    def masks(self, i: int) -> list[Tensor]:
+        """Member ``i``'s masks, per layer (views: writing them writes the stack)."""
+        return [layer.mask[i] for layer in self.layers]
+
+    def prune(
+        self, i: int, strategy: str, k: float, prune_output: bool = False, seed: int = 0
+    ) -> None:
+        """``MaskedMLP.prune`` for member ``i`` alone."""
+        weights = [layer.weight.data[i] for layer in self.layers]
+        install_masks(weights, self.masks(i), strategy, k, prune_output, seed)
+
+    @torch.no_grad()
+    def release(self, i: int) -> None:
+        """``MaskedMLP.release`` for member ``i`` alone."""
+        for mask in self.masks(i):
+            mask.fill_(True)
+
+    def sparsity(self, i: int, k: float, prune_output: bool = False) -> dict[str, float]:
+        """``MaskedMLP.sparsity`` of member ``i``, read from the stack without a copy."""
+        return sparsity_report(self.masks(i), prunable_layers(len(self.layers), prune_output), k)
+
+    def unstack(self, i: int) -> MaskedMLP:
+        """A standalone copy of member ``i``, on the stack's device and in its dtype."""
+        with torch.device("meta"):  # no init: no time spent, no RNG drawn
+            net = MaskedMLP(self.sizes)
+        weight = self.layers[0].weight
+        net = net.to_empty(device=weight.device).to(weight.dtype)
+        with torch.no_grad():
+            for src, dst in zip(self.layers, net.layers, strict=True):
+                dst.weight.copy_(src.weight[i])
+                dst.mask.copy_(src.mask[i])
+        return net

@@ -1,0 +1,118 @@
+"""Layering of ``src/``: every import goes down, never up, and never round in a cycle.
+
+Each module sits on a layer; a module may import only modules on lower layers (imports
+inside functions count too). So the nets, pruning, schedules, the module and the callbacks
+can never reach the command line, and a new module must be placed here to be imported at all.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from .conftest import ROOT
+
+SRC = ROOT / "src"
+LAYERS = {
+    # foundations: no prunelab imports but the package's version
+    "prunelab": 0, "prunelab.errors": 0,
+    # pure functions and file formats
+    "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
+    # data and the networks
+    "prunelab.data": 2, "prunelab.nets": 2,
+    # what the nets become for inference; every check of a config
+    "prunelab.sparse": 3, "prunelab.config": 3,
+    # the LightningModule; the GPU pool's locks
+    "prunelab.module": 4, "prunelab.gpus": 4,
+    # what a run is made of: callbacks, resuming, the dense cache; the report reads results
+    "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5, "prunelab.report": 5,
+    # the one orchestrator
+    "prunelab.run": 6,
+    # the command line
+    "prunelab.train": 7,
+    # Hydra's launcher plugin, which calls the orchestrator
+    "hydra_plugins.prunelab_launcher": 8, "hydra_plugins.prunelab_launcher.stacked_launcher": 8,
+}  # fmt: skip
+CLIS = {"prunelab.train", "prunelab.report"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def internal_imports(path: Path) -> set[str]:
+    """The project modules ``path`` imports, at any depth of its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            # `from prunelab import cache` imports the submodule prunelab.cache
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        else:
+            continue
+        found |= {n for n in names if n in LAYERS}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    graph = {module_name(p): internal_imports(p) for p in SRC.rglob("*.py")}
+    for name, targets in graph.items():  # `from prunelab.x import y` also names prunelab.x.y
+        targets.discard(name)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path a → … → a, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_every_module_of_src_has_a_layer():
+    assert sorted(import_graph()) == sorted(LAYERS)
+
+
+def test_src_has_no_import_cycle():
+    assert find_cycle(import_graph()) is None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of ``graph`` that does not go to a strictly lower layer."""
+    return [
+        f"{a} (layer {LAYERS[a]}) imports {b} (layer {LAYERS[b]})"
+        for a, targets in sorted(graph.items())
+        for b in sorted(targets)
+        if b != "prunelab" and LAYERS[b] >= LAYERS[a]
+    ]
+
+
+def test_every_import_goes_down_a_layer_and_nothing_imports_a_command_line():
+    graph = import_graph()
+    assert upward_imports(graph) == []
+    assert [a for a, targets in graph.items() if targets & CLIS] == []
+
+
+def test_the_checks_catch_a_cycle_and_an_upward_import():
+    graph = {"prunelab.nets": {"prunelab.sparse"}, "prunelab.sparse": {"prunelab.nets"}}
+    assert find_cycle(graph) == ["prunelab.nets", "prunelab.sparse", "prunelab.nets"]
+    assert upward_imports(graph) == ["prunelab.nets (layer 2) imports prunelab.sparse (layer 3)"]
+    assert upward_imports({"prunelab.callbacks": {"prunelab.train"}}) != []
+
+
+def test_the_command_line_is_thin():
+    assert len((SRC / "prunelab" / "train.py").read_text().splitlines()) <= 150

@@ -1,0 +1,160 @@
+"""The module and the pruning callback: pruned weights never revive, masks survive
+checkpoints, each member's prune touches only that member."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from prunelab.callbacks import PruningCallback, mask_optimizer_state
+from prunelab.data import BatchLoader
+from prunelab.errors import TrainingError
+from prunelab.module import PruningModule, lr_factor
+from prunelab.nets import MaskedMLP, StackedMLP
+
+SMALL = [784, 64, 48, 32, 10]
+
+
+def stack_of(n: int, sizes=SMALL) -> StackedMLP:
+    torch.manual_seed(0)
+    return StackedMLP([MaskedMLP(sizes) for _ in range(n)])
+
+
+def trainer(tmp_path, max_epochs: int, callbacks) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        default_root_dir=tmp_path,
+    )
+
+
+def _fit(strategy: str, tmp_path, finetune_steps: int = 200):
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
+    loader = BatchLoader(x, y, batch_size=32, shuffle=True)  # 8 steps per epoch
+    module = PruningModule(stack_of(1), lr=1e-2, val_splits=())
+    cb = PruningCallback(0, strategy, 0.7, prune_after_epochs=1)
+    t = trainer(tmp_path, 1 + finetune_steps // len(loader), [cb])
+    masks_at_prune = {}
+    orig_prune = cb.prune
+
+    def spy(trainer, pl_module, *args):
+        out = orig_prune(trainer, pl_module, *args)
+        masks_at_prune.update({i: m.clone() for i, m in enumerate(pl_module.net.masks(0))})
+        return out
+
+    cb.prune = spy
+    t.fit(module, train_dataloaders=loader)
+    return module, t, masks_at_prune
+
+
+@pytest.mark.parametrize("strategy", ["weight", "neuron"])
+def test_pruned_weights_stay_exactly_zero_through_200_adam_steps_and_a_checkpoint(
+    strategy, tmp_path
+):
+    module, t, masks_at_prune = _fit(strategy, tmp_path)
+    assert t.global_step == 8 + 200
+    opt = t.optimizers[0]
+    for i, layer in enumerate(module.net.layers):
+        mask, weight = layer.mask[0], layer.weight[0]
+        assert torch.equal(mask, masks_at_prune[i])
+        assert int((weight[~mask] != 0).sum()) == 0
+        state = opt.state[layer.weight]
+        assert int((state["exp_avg"][0][~mask] != 0).sum()) == 0
+        assert bool((weight[mask] != 0).any()), "kept weights still train"
+    assert int((~module.net.layers[0].mask).sum()) > 0
+
+    ckpt = tmp_path / "model.ckpt"
+    t.save_checkpoint(ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    restored = PruningModule(stack_of(1))
+    restored.load_state_dict(state["state_dict"])
+    for a, b in zip(restored.net.layers, module.net.layers, strict=True):
+        assert torch.equal(a.mask, b.mask)
+        assert torch.equal(a.weight, b.weight)
+        assert int((a.weight[~a.mask] != 0).sum()) == 0
+    assert state["callbacks"]["PruningCallback{'member': 0}"]["current"] == 0.7
+    assert state["prunelab"] == {"format": 2, "members": 1}
+
+
+def test_pruning_happens_before_the_reported_test_even_without_finetuning(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
+    module = PruningModule(stack_of(1))
+    cb = PruningCallback(0, "weight", 0.9, prune_after_epochs=1)
+    t = trainer(tmp_path, 1, [cb])
+    t.fit(module, BatchLoader(x, y, 32), [BatchLoader(x, y, 32)] * 2)
+    assert not cb.pruned, "dense epochs run unpruned"
+    t.test(module, [BatchLoader(x, y, 32)] * 3, verbose=False)
+    assert cb.pruned
+    assert cb.figures(module)["sparsity/layer1"] == pytest.approx(0.9, abs=1e-4)
+
+
+def test_the_final_prune_at_test_start_leaves_the_optimizer_alone(tmp_path, monkeypatch):
+    # Regression (H200, 2026-11-25): after fit Lightning moves the optimizer state off the
+    # GPU; the final prune at test start multiplied it by masks on the GPU and crashed.
+    from prunelab import callbacks
+
+    calls = []
+    real = callbacks.mask_optimizer_state
+
+    def spy(optimizer, net, member):
+        calls.append(member)
+        real(optimizer, net, member)
+
+    monkeypatch.setattr(callbacks, "mask_optimizer_state", spy)
+    x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
+    module = PruningModule(stack_of(2))
+    # member 0 prunes at the start of epoch 2, member 1 only once fitting has ended
+    cbs = [PruningCallback(m, "weight", 0.9, prune_after_epochs=1 + m) for m in (0, 1)]
+    t = trainer(tmp_path, 2, cbs)
+    t.fit(module, BatchLoader(x, y, 32), [BatchLoader(x, y, 32)] * 2)
+    assert calls == [0] and not cbs[1].pruned
+    t.test(module, [BatchLoader(x, y, 32)] * 3, verbose=False)
+    assert cbs[1].pruned and calls == [0], "pruned for the test, its optimizer state untouched"
+
+
+def test_a_members_prune_masks_only_its_own_slice_of_the_optimizer_state():
+    stack = stack_of(3, [6, 5, 3])
+    opt = torch.optim.Adam(stack.parameters())
+    stack(torch.randn(4, 6)).square().sum().backward()
+    opt.step()
+    before = {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in stack.parameters()}
+    stack.prune(1, "weight", 0.6)
+    mask_optimizer_state(opt, stack, 1)
+    for layer in stack.layers[:-1]:
+        moments = opt.state[layer.weight]["exp_avg"]
+        assert torch.equal(moments[[0, 2]], before[id(layer.weight)]["exp_avg"][[0, 2]])
+        assert int((moments[1][~layer.mask[1]] != 0).sum()) == 0
+        assert bool((moments[1][layer.mask[1]] != 0).any())
+
+
+def test_nan_loss_stops_training_with_a_clear_error():
+    module = PruningModule(stack_of(1))
+    x = torch.full((4, 784), float("nan"))
+    with pytest.raises(TrainingError, match=r"^loss became nan at epoch 0.*lower optim\.lr"):
+        module.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+
+
+def test_a_diverged_member_is_named():
+    module = PruningModule(stack_of(3))
+    with torch.no_grad():
+        module.net.layers[0].weight[2].fill_(float("inf"))
+    x = torch.randn(4, 784)
+    with pytest.raises(TrainingError, match=r"^loss of member\(s\) \[2\] became nan"):
+        module.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+
+
+def test_lr_decays_over_the_dense_phase_then_again_over_fine_tuning():
+    dense = [lr_factor("cosine", 4, 0.5, e, total_epochs=7) for e in range(4)]
+    after = [lr_factor("cosine", 4, 0.5, e, total_epochs=7) for e in range(4, 7)]
+    assert dense == [lr_factor("cosine", 4, 0.5, e) for e in range(4)], "dense: cache-safe"
+    assert dense[0] == 1.0 and dense == sorted(dense, reverse=True)
+    assert after == pytest.approx([0.5, 0.375, 0.125]), "restart at the scale, decay again"
+    assert lr_factor("constant", 4, 0.5, 5, total_epochs=7) == 0.5

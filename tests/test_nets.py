@@ -1,0 +1,94 @@
+"""The nets: the seed's formula, masks that block gradients, and a stack of one that is the
+plain model bit for bit (so a single run's numbers do not depend on stacking)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prunelab.module import member_losses
+from prunelab.nets import MaskedMLP, StackedMLP
+
+SMALL = [784, 64, 48, 32, 10]
+
+
+def test_forward_is_the_seed_formula_relu_x_w():
+    torch.manual_seed(0)
+    net = MaskedMLP(SMALL)
+    net.prune("weight", 0.5)
+    x = torch.randn(5, 784)
+    h = x
+    for layer in net.layers[:-1]:
+        h = F.relu(h @ (layer.weight * layer.mask).T)
+    expected = h @ net.layers[-1].weight.T
+    assert torch.allclose(net(x), expected, atol=1e-6)
+    assert all(layer.bias is None for layer in net.layers)
+
+
+def test_pruned_weights_get_zero_gradient():
+    torch.manual_seed(0)
+    net = MaskedMLP(SMALL)
+    net.prune("neuron", 0.5)
+    net(torch.randn(8, 784)).sum().backward()
+    for layer in net.layers:
+        assert int((layer.weight.grad[~layer.mask] != 0).sum()) == 0
+
+
+def test_a_stack_of_one_trains_bit_for_bit_like_the_plain_model():
+    torch.manual_seed(0)
+    plain = MaskedMLP(SMALL)
+    plain.prune("neuron", 0.3)
+    stack = StackedMLP([plain])
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (plain, stack)]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        x, y = torch.randn(32, 784, generator=gen), torch.randint(0, 10, (32,), generator=gen)
+        losses = [F.cross_entropy(plain(x), y), member_losses(stack(x), y).sum()]
+        for opt, loss in zip(opts, losses, strict=True):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=0)  # sum order
+    for a, b in zip(plain.layers, stack.layers, strict=True):
+        assert torch.equal(a.weight, b.weight[0]), "same bits after 20 Adam steps"
+
+
+def test_a_stack_runs_each_member_as_its_own_model():
+    torch.manual_seed(0)
+    nets = [MaskedMLP([6, 5, 3]) for _ in range(3)]
+    nets[1].prune("neuron", 0.4)
+    stack = StackedMLP(nets)
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(stack(x), torch.stack([n(x) for n in nets]))
+    xs = torch.randn(3, 4, 6)  # one batch per member
+    torch.testing.assert_close(
+        stack(xs), torch.stack([n(xi) for n, xi in zip(nets, xs, strict=True)])
+    )
+
+
+def test_pruning_one_member_leaves_the_others_untouched():
+    torch.manual_seed(0)
+    nets = [MaskedMLP([6, 5, 3]) for _ in range(3)]
+    stack = StackedMLP(nets)
+    before = [layer.weight.detach().clone() for layer in stack.layers]
+    stack.prune(2, "weight", 0.5)
+    assert stack.sparsity(2, 0.5)["sparsity/layer1"] == pytest.approx(0.5, abs=0.04)
+    for layer, w in zip(stack.layers, before, strict=True):
+        assert layer.mask[:2].all() and torch.equal(layer.weight[:2], w[:2])
+    alone = MaskedMLP([6, 5, 3])
+    alone.load_state_dict(nets[2].state_dict())
+    alone.prune("weight", 0.5)
+    one = stack.unstack(2)
+    for a, b in zip(alone.layers, one.layers, strict=True):
+        assert torch.equal(a.mask, b.mask) and torch.equal(a.weight, b.weight)
+    stack.release(2)
+    assert all(bool(layer.mask.all()) for layer in stack.layers)
+
+
+def test_unstack_keeps_device_and_dtype():
+    stack = StackedMLP([MaskedMLP([6, 5, 3]) for _ in range(2)]).double()
+    one = stack.unstack(1)
+    assert one.layers[0].weight.dtype == torch.float64
+    assert one.layers[0].mask.dtype == torch.bool
+    assert torch.equal(one.layers[0].weight, stack.layers[0].weight[1])
