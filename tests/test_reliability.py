@@ -304,3 +304,19 @@ def test_a_long_job_killed_mid_training_resumes_from_its_last_checkpoint(
     curves = pd.read_csv(out / "metrics.csv").dropna(subset=["test/acc"])
     assert curves["epoch"].tolist() == [0, 1, 2, 3, 4], "no epoch lost or repeated"
     assert not list(tmp_path.rglob("last.ckpt")), "checkpoints removed once the result exists"
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [{"format": 1, "members": 1}, {"format": 2, "members": 3}, None],
+    ids=["older-format", "other-stack-size", "no-stamp"],
+)
+def test_a_checkpoint_this_run_cannot_resume_from_is_set_aside_not_loaded(tmp_path, stamp):
+    from prunelab.resume import LAST_CKPT, resume_point
+
+    ckpt = {"epoch": 4, **({"prunelab": stamp} if stamp else {})}
+    torch.save(ckpt, tmp_path / LAST_CKPT)
+    assert resume_point(tmp_path, members=1) == (None, -1)
+    assert not (tmp_path / LAST_CKPT).exists(), "training starts over"
+    torch.save({"epoch": 4, "prunelab": {"format": 2, "members": 1}}, tmp_path / LAST_CKPT)
+    assert resume_point(tmp_path, members=1) == (tmp_path / LAST_CKPT, 4)
