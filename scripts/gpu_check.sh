@@ -6,7 +6,9 @@
 # Runs, each timed and logged: `pytest -m gpu` (GPU vs CPU results within measured
 # tolerances, devices and dtypes after every resume path); the challenge sweep on the GPU as
 # stacks, then its report; the smoke sweep through the local_gpus pool; the seed's protocol
-# (experiment=seed_iterative, 100 epochs) for seed 0 as one stack with TF32. Prints one table
+# (experiment=seed_iterative, 100 epochs) for seed 0 as one stack with TF32; and
+# scripts/bench_gpu.py (prunelab's stacked epoch against a bare PyTorch loop, M = 20 and 60,
+# TF32), whose table goes into summary.md. Prints one table
 # (pass/fail, wall time, test accuracy at k = 0.9 per strategy) and writes at most 8 files into
 # OUTDIR: summary.md, gpu_check.log, pytest_gpu.txt, env.txt, challenge_report.md,
 # challenge_summary.csv, seed_iterative_summary.csv. Meant to finish in about 5 minutes.
@@ -35,9 +37,14 @@ PY=${PYTHON:-python3}
 TRAINER=${GPU_CHECK_TRAINER:-gpu}
 QUICK=()
 SEED_QUICK=()
+BENCH=(--tf32)
 if [ -n "${GPU_CHECK_QUICK:-}" ]; then
     QUICK=(data.limit=600 inference_batch_size=null schedule.epochs=1 seed=0)
     SEED_QUICK=(data.limit=600 inference_batch_size=null schedule.ramp_epochs=1)
+    BENCH=(--members 2 4 --epochs 2 --limit 600)
+fi
+if [ "$TRAINER" = cpu ]; then
+    BENCH+=(--device cpu)
 fi
 export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prunelab-gpu-check.XXXXXX")
@@ -121,6 +128,8 @@ step "smoke sweep, local_gpus pool" 90 "$WORK/smoke" "${TRAIN[@]}" \
 step "seed_iterative, seed 0, stacked, TF32" 300 "$WORK/seed_iterative" "${TRAIN[@]}" \
     experiment=seed_iterative hydra/launcher=stacked seed=0 float32_matmul_precision=high \
     "hydra.sweep.dir=$WORK/seed_iterative" "${SEED_QUICK[@]}"
+step "bench_gpu: prunelab / bare stacked epoch" 180 - bash -c "set -o pipefail; '$PY' \
+    scripts/bench_gpu.py ${BENCH[*]} 2>&1 | tee '$WORK/bench_gpu.txt'"
 TOTAL=$(( $(date +%s) - TOTAL_START ))
 
 cp "$WORK/challenge/report/report.md" "$OUT/challenge_report.md" 2>/dev/null
@@ -134,6 +143,10 @@ cp "$WORK/seed_iterative/report/summary.csv" "$OUT/seed_iterative_summary.csv" 2
     cat "$ROWS"
     echo
     echo "Total: ${TOTAL} s. $([ $FAILED -eq 0 ] && echo "All steps passed." || echo "FAILED.")"
+    echo
+    echo '```'
+    grep -E '^(#|ratio| +[0-9]|members)' "$WORK/bench_gpu.txt" 2>/dev/null
+    echo '```'
 } > "$OUT/summary.md"
 echo
 cat "$OUT/summary.md"

@@ -24,6 +24,7 @@ BAD = [
     ("model.sizes=[784]", "model.sizes must be ≥ 2 positive integers, got [784]"),
     ("model.sizes=[784,0,10]", "model.sizes must be ≥ 2 positive integers, got [784, 0, 10]"),
     ("checkpoint_every_n_epochs=-1", "checkpoint_every_n_epochs must be a whole number ≥ 0"),
+    ("checkpoint_max_share=0", "checkpoint_max_share must be in (0, 1]"),
     ("inference_batch_size=0", "inference_batch_size must be a whole number ≥ 1, got 0"),
     ("schedule=gradual schedule.prune_every_steps=0", "schedule.prune_every_steps must be"),
     ("strategy.name=magnitude", "unknown strategy 'magnitude'; choose one of:"),
@@ -51,8 +52,10 @@ def test_the_default_and_every_preset_pass(make_cfg):
 
 def test_jobs_that_differ_in_more_than_strategy_and_k_cannot_share_a_stack(make_cfg):
     check_stack([make_cfg("sparsity=0.5"), make_cfg("strategy=neuron", "sparsity=0.9")])
-    with pytest.raises(ConfigError, match="differ only in strategy and sparsity"):
+    with pytest.raises(ConfigError, match="differ only in strategy name and sparsity"):
         check_stack([make_cfg(), make_cfg("seed=1")])
+    with pytest.raises(ConfigError, match="differ only in strategy name and sparsity"):
+        check_stack([make_cfg(), make_cfg("strategy=neuron", "strategy.prune_output=true")])
     with pytest.raises(ConfigError, match="max_members must be ≥ 1"):
         check_max_members(0)
 

@@ -7,7 +7,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from prunelab.callbacks import PruningCallback, mask_optimizer_state
+from prunelab.callbacks import (
+    LastCheckpoint,
+    PruningCallback,
+    checkpoint_due,
+    mask_optimizer_state,
+)
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
 from prunelab.module import PruningModule, lr_factor
@@ -39,7 +44,7 @@ def _fit(strategy: str, tmp_path, finetune_steps: int = 200):
     x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
     loader = BatchLoader(x, y, batch_size=32, shuffle=True)  # 8 steps per epoch
     module = PruningModule(stack_of(1), lr=1e-2, val_splits=())
-    cb = PruningCallback(0, strategy, 0.7, prune_after_epochs=1)
+    cb = PruningCallback([strategy], [0.7], prune_after_epochs=1)
     t = trainer(tmp_path, 1 + finetune_steps // len(loader), [cb])
     masks_at_prune = {}
     orig_prune = cb.prune
@@ -79,21 +84,22 @@ def test_pruned_weights_stay_exactly_zero_through_200_adam_steps_and_a_checkpoin
         assert torch.equal(a.mask, b.mask)
         assert torch.equal(a.weight, b.weight)
         assert int((a.weight[~a.mask] != 0).sum()) == 0
-    assert state["callbacks"]["PruningCallback{'member': 0}"]["current"] == 0.7
-    assert state["prunelab"] == {"format": 2, "members": 1}
+    assert state["callbacks"]["PruningCallback"]["current"] == [0.7]
+    assert state["prunelab"] == {"format": 3, "members": 1}
 
 
 def test_pruning_happens_before_the_reported_test_even_without_finetuning(tmp_path):
     torch.manual_seed(0)
     x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
     module = PruningModule(stack_of(1))
-    cb = PruningCallback(0, "weight", 0.9, prune_after_epochs=1)
+    cb = PruningCallback(["weight"], [0.9], prune_after_epochs=1)
     t = trainer(tmp_path, 1, [cb])
     t.fit(module, BatchLoader(x, y, 32), [BatchLoader(x, y, 32)] * 2)
     assert not cb.pruned, "dense epochs run unpruned"
     t.test(module, [BatchLoader(x, y, 32)] * 3, verbose=False)
     assert cb.pruned
-    assert cb.figures(module)["sparsity/layer1"] == pytest.approx(0.9, abs=1e-4)
+    assert cb.figures(module)[0]["sparsity/layer1"] == pytest.approx(0.9, abs=1e-4)
+    assert module.figures["m0/final/sparsity/layer1"] == pytest.approx(0.9, abs=1e-4)
 
 
 def test_the_final_prune_at_test_start_leaves_the_optimizer_alone(tmp_path, monkeypatch):
@@ -104,20 +110,20 @@ def test_the_final_prune_at_test_start_leaves_the_optimizer_alone(tmp_path, monk
     calls = []
     real = callbacks.mask_optimizer_state
 
-    def spy(optimizer, net, member):
-        calls.append(member)
-        real(optimizer, net, member)
+    def spy(optimizer, net, members):
+        calls.append(list(members))
+        real(optimizer, net, members)
 
     monkeypatch.setattr(callbacks, "mask_optimizer_state", spy)
     x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
-    module = PruningModule(stack_of(2))
-    # member 0 prunes at the start of epoch 2, member 1 only once fitting has ended
-    cbs = [PruningCallback(m, "weight", 0.9, prune_after_epochs=1 + m) for m in (0, 1)]
-    t = trainer(tmp_path, 2, cbs)
+    module = PruningModule(stack_of(1))
+    # one dense epoch, then fitting ends before the prune due at the next epoch's start
+    cb = PruningCallback(["weight"], [0.9], prune_after_epochs=1)
+    t = trainer(tmp_path, 1, [cb])
     t.fit(module, BatchLoader(x, y, 32), [BatchLoader(x, y, 32)] * 2)
-    assert calls == [0] and not cbs[1].pruned
+    assert calls == [] and not cb.pruned
     t.test(module, [BatchLoader(x, y, 32)] * 3, verbose=False)
-    assert cbs[1].pruned and calls == [0], "pruned for the test, its optimizer state untouched"
+    assert cb.pruned and calls == [], "pruned for the test, its optimizer state untouched"
 
 
 def test_a_members_prune_masks_only_its_own_slice_of_the_optimizer_state():
@@ -126,8 +132,8 @@ def test_a_members_prune_masks_only_its_own_slice_of_the_optimizer_state():
     stack(torch.randn(4, 6)).square().sum().backward()
     opt.step()
     before = {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in stack.parameters()}
-    stack.prune(1, "weight", 0.6)
-    mask_optimizer_state(opt, stack, 1)
+    stack.prune([1], "weight", [0.6])
+    mask_optimizer_state(opt, stack, [1])
     for layer in stack.layers[:-1]:
         moments = opt.state[layer.weight]["exp_avg"]
         assert torch.equal(moments[[0, 2]], before[id(layer.weight)]["exp_avg"][[0, 2]])
@@ -135,20 +141,39 @@ def test_a_members_prune_masks_only_its_own_slice_of_the_optimizer_state():
         assert bool((moments[1][layer.mask[1]] != 0).any())
 
 
-def test_nan_loss_stops_training_with_a_clear_error():
-    module = PruningModule(stack_of(1))
-    x = torch.full((4, 784), float("nan"))
-    with pytest.raises(TrainingError, match=r"^loss became nan at epoch 0.*lower optim\.lr"):
-        module.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
+    module = PruningModule(stack_of(1), val_splits=())
+    x = torch.randn(64, 784)
+    x[40] = float("nan")  # one bad sample in the epoch's second batch
+    t = trainer(tmp_path, 3, [])
+    with pytest.raises(TrainingError, match=r"^loss became nan in epoch 0.*lower optim\.lr"):
+        t.fit(module, BatchLoader(x, torch.zeros(64, dtype=torch.long), 32))
+    assert t.current_epoch == 0, "stopped at the end of the epoch it diverged in"
 
 
-def test_a_diverged_member_is_named():
-    module = PruningModule(stack_of(3))
+def test_a_diverged_member_is_named(tmp_path):
+    module = PruningModule(stack_of(3), val_splits=())
     with torch.no_grad():
         module.net.layers[0].weight[2].fill_(float("inf"))
-    x = torch.randn(4, 784)
+    x = torch.randn(64, 784)
+    t = trainer(tmp_path, 3, [])
     with pytest.raises(TrainingError, match=r"^loss of member\(s\) \[2\] became nan"):
-        module.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+        t.fit(module, BatchLoader(x, torch.zeros(64, dtype=torch.long), 32))
+
+
+def test_a_training_step_never_waits_for_the_device(monkeypatch):
+    # A host read per step (Tensor.item, tolist, bool) stalls a GPU's queue every step.
+    module = PruningModule(stack_of(2))
+    reads = []
+    for name in ("item", "tolist", "__bool__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(
+            torch.Tensor, name, lambda t, *a, r=real, n=name: reads.append(n) or r(t, *a)
+        )
+    x = torch.randn(8, 784)
+    module.training_step((x, torch.zeros(8, dtype=torch.long)), 0).backward()
+    monkeypatch.undo()
+    assert reads == []
 
 
 def test_lr_decays_over_the_dense_phase_then_again_over_fine_tuning():
@@ -158,3 +183,26 @@ def test_lr_decays_over_the_dense_phase_then_again_over_fine_tuning():
     assert dense[0] == 1.0 and dense == sorted(dense, reverse=True)
     assert after == pytest.approx([0.5, 0.375, 0.125]), "restart at the scale, decay again"
     assert lr_factor("constant", 4, 0.5, 5, total_epochs=7) == 0.5
+
+
+def test_a_checkpoint_is_due_every_n_epochs_while_saving_stays_within_its_share():
+    assert checkpoint_due(1, 1, elapsed_s=0.1, cost_s=0.0, max_share=0.05), "first: always"
+    assert not checkpoint_due(4, 5, elapsed_s=100.0, cost_s=0.0, max_share=0.05)
+    # 2 s saved so far + 2 s for this one: due once 80 s have been trained at 5 %
+    assert not checkpoint_due(5, 5, elapsed_s=79.0, cost_s=4.0, max_share=0.05)
+    assert checkpoint_due(7, 5, elapsed_s=80.0, cost_s=4.0, max_share=0.05)
+    assert checkpoint_due(1, 1, elapsed_s=1.0, cost_s=1.0, max_share=1.0), "1.0: no cap"
+
+
+@pytest.mark.parametrize(("share", "saved_after"), [(1.0, [0, 1, 2]), (1e-9, [0])])
+def test_last_checkpoint_saves_within_its_share_and_never_after_the_last_epoch(
+    tmp_path, monkeypatch, share, saved_after
+):
+    saved = []
+    cb = LastCheckpoint(tmp_path / "last.ckpt", every_n_epochs=1, max_share=share)
+    module = PruningModule(stack_of(1), val_splits=())
+    t = trainer(tmp_path, 4, [cb])
+    monkeypatch.setattr(t, "save_checkpoint", lambda *a, **k: saved.append(t.current_epoch))
+    x = torch.randn(64, 784)
+    t.fit(module, BatchLoader(x, torch.zeros(64, dtype=torch.long), 32))
+    assert saved == saved_after

@@ -72,8 +72,8 @@ def test_pruning_one_member_leaves_the_others_untouched():
     nets = [MaskedMLP([6, 5, 3]) for _ in range(3)]
     stack = StackedMLP(nets)
     before = [layer.weight.detach().clone() for layer in stack.layers]
-    stack.prune(2, "weight", 0.5)
-    assert stack.sparsity(2, 0.5)["sparsity/layer1"] == pytest.approx(0.5, abs=0.04)
+    stack.prune([2], "weight", [0.5])
+    assert stack.sparsity([0, 0, 0.5])[2]["sparsity/layer1"] == pytest.approx(0.5, abs=0.04)
     for layer, w in zip(stack.layers, before, strict=True):
         assert layer.mask[:2].all() and torch.equal(layer.weight[:2], w[:2])
     alone = MaskedMLP([6, 5, 3])
@@ -82,8 +82,29 @@ def test_pruning_one_member_leaves_the_others_untouched():
     one = stack.unstack(2)
     for a, b in zip(alone.layers, one.layers, strict=True):
         assert torch.equal(a.mask, b.mask) and torch.equal(a.weight, b.weight)
-    stack.release(2)
+    stack.release([2])
     assert all(bool(layer.mask.all()) for layer in stack.layers)
+
+
+@pytest.mark.parametrize("strategy", ["weight", "neuron", "random_weight", "global_weight"])
+def test_one_batched_prune_of_a_stack_gives_each_member_its_own_masks(strategy):
+    # The vectorised selection over the member axis: member i at its own k and seed gets
+    # exactly the masks it gets pruned alone, ties included (rounded weights tie often).
+    torch.manual_seed(0)
+    nets = [MaskedMLP([20, 12, 8, 3]) for _ in range(4)]
+    for net in nets:
+        for layer in net.layers:
+            layer.weight.data = (layer.weight.data * 8).round() / 8
+    ks, seeds = [0.0, 0.3, 0.5, 0.9], [0, 1, 2, 3]
+    stack = StackedMLP(nets)
+    stack.prune(range(4), strategy, ks, seeds=seeds)
+    for i, (net, k, seed) in enumerate(zip(nets, ks, seeds, strict=True)):
+        net.prune(strategy, k, seed=seed)
+        for a, b in zip(net.layers, stack.unstack(i).layers, strict=True):
+            assert torch.equal(a.mask, b.mask) and torch.equal(a.weight, b.weight)
+    figures = stack.sparsity(ks)
+    assert [f["sparsity/nominal"] for f in figures] == ks
+    assert figures == [net.sparsity(k) for net, k in zip(nets, ks, strict=True)]
 
 
 def test_unstack_keeps_device_and_dtype():

@@ -58,8 +58,8 @@ def seen(monkeypatch) -> list[tuple[str, dict]]:
         found.append(("start", snapshot(self, self.trainer.optimizers)))
         start(self)
 
-    def on_prune(self, trainer, pl_module, k=None):
-        out = prune(self, trainer, pl_module, k)
+    def on_prune(self, trainer, pl_module, *args):
+        out = prune(self, trainer, pl_module, *args)
         if trainer.state.fn == TrainerFn.FITTING:
             found.append(("prune", snapshot(pl_module, trainer.optimizers)))
         return out
@@ -117,7 +117,13 @@ def test_a_run_resumed_from_its_last_checkpoint_has_everything_in_place(
             raise Crash
 
     cfg = make_cfg(
-        *overrides(device, precision, "dense_cache=false", "checkpoint_every_n_epochs=1")
+        *overrides(
+            device,
+            precision,
+            "dense_cache=false",
+            "checkpoint_every_n_epochs=1",
+            "checkpoint_max_share=1",
+        )
     )
     monkeypatch.setattr(EpochSummary, "on_train_epoch_end", dies)
     with pytest.raises(Crash):

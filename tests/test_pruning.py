@@ -14,7 +14,9 @@ from prunelab.pruning import (
     STRATEGIES,
     alive_units,
     compute_masks,
+    kth_smallest_rows,
     smallest_mask,
+    smallest_masks,
     sparsity_report,
 )
 
@@ -174,3 +176,23 @@ def test_random_masks_are_independent_of_the_init_with_the_same_seed():
         removed = w[~layer.mask]
         bound = w.abs().max()
         assert abs(float(removed.mean())) < 0.05 * float(bound), "removed weights are unbiased"
+
+
+def test_a_batched_selection_drops_each_rows_own_count_lowest_index_first_on_ties():
+    scores = torch.tensor([[3.0, 1.0, 1.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    keep = smallest_masks(scores, [2, 0])
+    assert keep.tolist() == [[True, False, False, True, True], [True] * 5]
+    assert smallest_masks(scores, [5, 3]).tolist() == [[False] * 5, [False] * 3 + [True] * 2]
+    for row, n in zip(scores, [2, 0], strict=True):
+        assert torch.equal(smallest_mask(row, n), smallest_masks(row[None], [n])[0])
+
+
+@pytest.mark.parametrize("ks", [[3, 3, 3], [1, 7, 12]])
+def test_the_gpu_selection_finds_the_cpu_selections_thresholds(ks):
+    # The torch path (kthvalue for a shared k, else one sort) is the one a GPU takes.
+    scores = torch.randint(0, 5, (3, 12)).float()  # many ties
+    expected = kth_smallest_rows(scores, ks, numpy=True)
+    assert torch.equal(kth_smallest_rows(scores, ks, numpy=False), expected)
+    assert expected.tolist() == [
+        float(r.sort().values[k - 1]) for r, k in zip(scores, ks, strict=True)
+    ]

@@ -21,6 +21,7 @@ import torch
 from prunelab import data
 from prunelab.data import bundled_path, load_bundled, load_dataset
 from prunelab.errors import PrunelabError
+from prunelab.module import CHECKPOINT_FORMAT
 from prunelab.nets import MaskedMLP
 from prunelab.report import main as report_main
 from prunelab.results import ERROR_FILE, MODEL_FILE, RESULT_FILE
@@ -287,7 +288,12 @@ def test_a_long_job_killed_mid_training_resumes_from_its_last_checkpoint(
             raise Crash
 
     monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", dies)
-    cfg = make_cfg(*common, "checkpoint_every_n_epochs=1", f"paths.cache_dir={tmp_path / 'c2'}")
+    cfg = make_cfg(
+        *common,
+        "checkpoint_every_n_epochs=1",
+        "checkpoint_max_share=1",
+        f"paths.cache_dir={tmp_path / 'c2'}",
+    )
     with pytest.raises(Crash):
         run_job(cfg)
     out = Path(cfg.paths.output_dir)
@@ -308,7 +314,7 @@ def test_a_long_job_killed_mid_training_resumes_from_its_last_checkpoint(
 
 @pytest.mark.parametrize(
     "stamp",
-    [{"format": 1, "members": 1}, {"format": 2, "members": 3}, None],
+    [{"format": 2, "members": 1}, {"format": CHECKPOINT_FORMAT, "members": 3}, None],
     ids=["older-format", "other-stack-size", "no-stamp"],
 )
 def test_a_checkpoint_this_run_cannot_resume_from_is_set_aside_not_loaded(tmp_path, stamp):
@@ -318,5 +324,7 @@ def test_a_checkpoint_this_run_cannot_resume_from_is_set_aside_not_loaded(tmp_pa
     torch.save(ckpt, tmp_path / LAST_CKPT)
     assert resume_point(tmp_path, members=1) == (None, -1)
     assert not (tmp_path / LAST_CKPT).exists(), "training starts over"
-    torch.save({"epoch": 4, "prunelab": {"format": 2, "members": 1}}, tmp_path / LAST_CKPT)
+    torch.save(
+        {"epoch": 4, "prunelab": {"format": CHECKPOINT_FORMAT, "members": 1}}, tmp_path / LAST_CKPT
+    )
     assert resume_point(tmp_path, members=1) == (tmp_path / LAST_CKPT, 4)

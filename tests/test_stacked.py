@@ -128,7 +128,7 @@ def test_a_stack_of_jobs_that_differ_in_more_is_refused_in_one_line(make_cfg, tm
         cfgs[1].seed = 3
     outcomes = run_jobs(cfgs)
     assert all(isinstance(o, ConfigError) for o in outcomes)
-    assert "differ only in strategy and sparsity" in str(outcomes[0])
+    assert "differ only in strategy name and sparsity" in str(outcomes[0])
     assert (tmp_path / "mixed" / "weight_0.5" / "error.txt").is_file()
 
 
@@ -198,7 +198,14 @@ def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
             raise Crash
 
     monkeypatch.setattr(EpochSummary, "on_train_epoch_end", dies)
-    cfgs = member_cfgs(make_cfg, tmp_path, "killed", *extra, "checkpoint_every_n_epochs=1")
+    cfgs = member_cfgs(
+        make_cfg,
+        tmp_path,
+        "killed",
+        *extra,
+        "checkpoint_every_n_epochs=1",
+        "checkpoint_max_share=1",
+    )
     assert all(isinstance(o, Crash) for o in run_jobs(cfgs))
     assert len(list((tmp_path / "killed").rglob("last.ckpt"))) == 1
     assert not list((tmp_path / "killed").rglob(RESULT_FILE))
@@ -208,8 +215,10 @@ def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
     for a, b in zip(straight, resumed, strict=True):
         assert b["resumed_after_epoch"] == 2
         assert b["figures"] == a["figures"]
+        # The resumed weights differ from the straight run's by ~1e-8 in float64, as they
+        # did before figures were logged in float64 (float32 logging hid it): 1e-7 relative.
         for key in ("train_acc", "val_acc", "test_acc", "test_loss"):
-            assert b[key] == pytest.approx(a[key], abs=1e-9), key
+            assert b[key] == pytest.approx(a[key], rel=1e-7), key
     rows = pd.read_csv(tmp_path / "killed" / "weight_0.5" / "metrics.csv")
     assert set(rows.dropna(subset=["val/acc"])["epoch"]) == {0, 1, 2}, "earlier rows kept"
 

@@ -9,6 +9,8 @@ validation), and logs every sparsity figure to the CSV log.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +27,31 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def mask_optimizer_state(optimizer: torch.optim.Optimizer, net: StackedMLP, member: int) -> None:
-    """Zero member ``member``'s slice of every per-weight optimizer buffer (Adam's moments,
-    SGD momentum) where its mask prunes.
+def mask_optimizer_state(
+    optimizer: torch.optim.Optimizer, net: StackedMLP, members: Sequence[int]
+) -> None:
+    """Zero ``members``' slices of every per-weight optimizer buffer (Adam's moments, SGD
+    momentum) where their masks prune.
 
     With the mask in ``forward`` a pruned weight's gradient is 0; zeroing its moments too
     makes its Adam update exactly 0, so it stays exactly 0 for the rest of training. Only the
-    member's own slice is touched: a prune event costs O(1) members, not O(M).
+    pruned members' slices are touched, once per prune event, in one operation per buffer.
     """
+    whole = list(members) == list(range(len(net)))
+    idx = None if whole else torch.tensor(members, device=net.layers[0].weight.device)
     for layer in net.layers:
         for value in optimizer.state.get(layer.weight, {}).values():
             if isinstance(value, Tensor) and value.shape == layer.weight.shape:
-                value[member].mul_(layer.mask[member])
+                if whole:
+                    value.mul_(layer.mask)
+                else:
+                    value[idx] = value[idx] * layer.mask[idx].to(value.device)
 
 
 class PruningCallback(pl.Callback):
-    """Prune member ``member`` of the module's stack on a schedule of ``schedules.py``, to
-    ``sparsity`` in the end. Arguments are trusted (``config.check`` validated them).
+    """Prune every member of the module's stack on a schedule of ``schedules.py``; member i
+    to ``sparsities[i]`` with ``strategies[i]`` in the end. Arguments are trusted
+    (``config.check`` validated them; a stack's members share their schedule).
 
     One-shot: train ``prune_after_epochs`` dense epochs, then prune at the first step of the
     next one, so every logged epoch row describes one model (dense rows before, pruned rows
@@ -49,77 +59,109 @@ class PruningCallback(pl.Callback):
     ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Iterative: for ``ramp_epochs``
     epochs, masks are lifted at each epoch's start and recomputed at k after its last step.
     Whatever the schedule, the reported test sees the final k (pruned at its start if
-    training ended first). Outside those events, masks are fixed. Logged keys start with
-    ``m<member>/``, which ``logs.MemberLoggers`` routes to that member's own log.
+    training ended first). Outside those events, masks are fixed.
+
+    One callback for the whole stack: a step costs one schedule lookup whatever M, and a
+    prune event one batched selection per strategy. Figures are recorded once per epoch as
+    ``m<i>/<figure>`` (``logs.MemberLoggers`` routes them to member i's own log).
     """
 
     def __init__(
         self,
-        member: int,
-        strategy: str,
-        sparsity: float,
+        strategies: Sequence[str],
+        sparsities: Sequence[float],
         prune_after_epochs: int,
         prune_output: bool = False,
-        seed: int = 0,
+        seeds: Sequence[int] | None = None,
         ramp_epochs: int = 0,
         prune_every_steps: int = 1,
         schedule: str = "oneshot",
     ) -> None:
         super().__init__()
-        self.member = member
-        self.strategy = strategy
-        self.sparsity = float(sparsity)
+        self.strategies = list(strategies)
+        self.sparsities = [float(k) for k in sparsities]
+        self.seeds = [0] * len(self.strategies) if seeds is None else list(seeds)
         self.prune_after_epochs = prune_after_epochs
         self.prune_output = prune_output
-        self.seed = seed
         self.ramp_epochs = ramp_epochs
         self.prune_every_steps = prune_every_steps
         self.schedule = schedule
-        self.prefix = f"m{member}/"
-        self.current: float | None = None  # sparsity the masks were last computed at
+        # sparsity each member's masks were last computed at; None while dense
+        self.current: list[float | None] = [None] * len(self.strategies)
+        self._figures: list[dict[str, float]] | None = None  # until the masks change
 
     @property
     def pruned(self) -> bool:
-        return self.current is not None
-
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(member=self.member)
+        return all(k is not None for k in self.current)
 
     def prune(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, k: float | None = None
-    ) -> dict[str, float]:
-        """Compute and install the member's masks at ``k`` (default: the final sparsity)
-        from its current weights; while fitting, clear its optimizer state where pruned.
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        members: Sequence[int] | None = None,
+        ks: Sequence[float] | None = None,
+    ) -> None:
+        """Compute and install the masks of ``members`` (default: all) at ``ks`` (default:
+        their final sparsities) from their current weights, one batched selection per
+        strategy; while fitting, clear their optimizer state where pruned.
 
         Outside fitting (the final prune at test start) the optimizer is left alone: it will
         take no more steps, and Lightning has moved its state off the device by then.
         """
-        k = self.sparsity if k is None else k
+        members = list(range(len(self.strategies))) if members is None else list(members)
+        ks = [self.sparsities[i] for i in members] if ks is None else list(ks)
         net = pl_module.net
-        net.prune(self.member, self.strategy, k, self.prune_output, self.seed)
+        for strategy in dict.fromkeys(self.strategies[i] for i in members):
+            group = [j for j, i in enumerate(members) if self.strategies[i] == strategy]
+            chosen = [members[j] for j in group]
+            seeds = [self.seeds[i] for i in chosen]
+            net.prune(chosen, strategy, [ks[j] for j in group], self.prune_output, seeds)
         if trainer.state.fn == TrainerFn.FITTING:
             for opt in trainer.optimizers:
-                mask_optimizer_state(opt, net, self.member)
-        self.current = k
-        figures = self.figures(pl_module)
-        final = k == self.sparsity and self.schedule != "iterative"
-        log.log(
-            logging.INFO if final else logging.DEBUG,
-            "%spruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
-            self.prefix,
-            self.strategy,
-            k,
-            figures["sparsity/global"],
-            figures["sparsity/effective"],
-            figures["params/nonzero"],
-            figures["params/total"],
-        )
-        return figures
+                mask_optimizer_state(opt, net, members)
+        for i, k in zip(members, ks, strict=True):
+            self.current[i] = k
+        self._figures = None
+        self.log_prune(pl_module, members)
 
-    def figures(self, pl_module: pl.LightningModule) -> dict[str, float]:
-        """The member's sparsity report as its masks are now."""
-        return pl_module.net.sparsity(self.member, self.current or 0.0, self.prune_output)
+    def log_prune(self, pl_module: pl.LightningModule, members: Sequence[int]) -> None:
+        """One line per member at its final k; iterative's repeated prunes only at DEBUG."""
+        level = logging.DEBUG if self.schedule == "iterative" else logging.INFO
+        final = [i for i in members if self.current[i] == self.sparsities[i]]
+        if not log.isEnabledFor(level if final else logging.DEBUG):
+            return
+        figures = self.figures(pl_module)
+        for i in members:
+            fig = figures[i]
+            log.log(
+                level if i in final else logging.DEBUG,
+                "m%d/pruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
+                i,
+                self.strategies[i],
+                self.current[i],
+                fig["sparsity/global"],
+                fig["sparsity/effective"],
+                fig["params/nonzero"],
+                fig["params/total"],
+            )
+
+    def figures(self, pl_module: pl.LightningModule) -> list[dict[str, float]]:
+        """Every member's sparsity report as its masks are now (counted again only after
+        the masks changed: on a CPU, a count of 60 challenge MLPs takes about a second)."""
+        if self._figures is None:
+            ks = [k or 0.0 for k in self.current]
+            self._figures = pl_module.net.sparsity(ks, self.prune_output)
+        return self._figures
+
+    def record_figures(self, pl_module: pl.LightningModule, prefix: str = "") -> None:
+        """Hand every member's figures to the module's log as ``m<i>/<prefix><figure>``."""
+        pl_module.record(
+            {
+                f"m{i}/{prefix}{key}": value
+                for i, fig in enumerate(self.figures(pl_module))
+                for key, value in fig.items()
+            }
+        )
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -128,18 +170,23 @@ class PruningCallback(pl.Callback):
         if self.schedule == "iterative":
             window = (spe, self.prune_after_epochs, self.ramp_epochs)
             if iterative_releases_at(trainer.global_step, *window):
-                pl_module.net.release(self.member)
+                pl_module.net.release(range(len(self.strategies)))
+                self._figures = None
             return
-        k = target_sparsity(
-            trainer.global_step,
-            spe,
-            self.sparsity,
-            self.prune_after_epochs,
-            self.ramp_epochs,
-            self.prune_every_steps,
-        )
-        if k is not None and k != self.current:
-            self.prune(trainer, pl_module, k)
+        targets = [
+            target_sparsity(
+                trainer.global_step,
+                spe,
+                k,
+                self.prune_after_epochs,
+                self.ramp_epochs,
+                self.prune_every_steps,
+            )
+            for k in self.sparsities
+        ]
+        due = [i for i, k in enumerate(targets) if k is not None and k != self.current[i]]
+        if due:
+            self.prune(trainer, pl_module, due, [targets[i] for i in due])  # type: ignore[misc]
 
     def on_train_batch_end(
         self,
@@ -154,33 +201,42 @@ class PruningCallback(pl.Callback):
             self.prune(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        figures = {self.prefix + k: v for k, v in self.figures(pl_module).items()}
-        pl_module.log_dict(figures, on_step=False, on_epoch=True)
+        self.record_figures(pl_module)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.current != self.sparsity:
-            self.prune(trainer, pl_module)
-        if trainer.logger is not None:
-            final = {f"{self.prefix}final/{k}": v for k, v in self.figures(pl_module).items()}
-            trainer.logger.log_metrics(final, step=trainer.global_step)
+        due = [i for i, k in enumerate(self.current) if k != self.sparsities[i]]
+        if due:
+            self.prune(trainer, pl_module, due)
+        self.record_figures(pl_module, "final/")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"current": self.current}
+        return {"current": list(self.current)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.current = state_dict.get("current")
+        self.current = list(state_dict["current"])
+        self._figures = None
 
 
 class EpochSummary(pl.Callback):
     """One readable line per epoch instead of a progress bar (sweeps write to files).
 
-    One member: its figures. A stack: each figure's range over the members.
+    One member: its figures. A stack: each figure's range over the members. Also times each
+    epoch (training and its validation), the figure ``scripts/bench_gpu.py`` compares with a
+    bare PyTorch loop; ``epoch_times`` keeps them for the result.
     """
 
     KEYS = ("train/loss", "train/acc", "val/acc", "test/acc", "sparsity/global")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch_times: list[float] = []
+        self._started = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        m = trainer.callback_metrics
+        m = pl_module.figures
         n = len(pl_module.net)
         parts = []
         for key in self.KEYS:
@@ -190,29 +246,72 @@ class EpochSummary(pl.Callback):
             elif values:
                 parts.append(f"{key} {min(values):.4f}–{max(values):.4f}")
         members = f"  {n} members" if n > 1 else ""
+        # After the figures were read to the host, which waited for the device's work.
+        seconds = time.perf_counter() - self._started
+        self.epoch_times.append(seconds)
         log.info(
-            "epoch %d/%d%s  %s",
+            "epoch %d/%d%s  %s  %.2f s",
             trainer.current_epoch + 1,
             trainer.max_epochs,
             members,
             "  ".join(parts),
+            seconds,
         )
 
 
 class LastCheckpoint(pl.Callback):
-    """Every ``every_n_epochs`` epochs, atomically replace ``path`` with a full checkpoint.
+    """Every ``every_n_epochs`` epochs, atomically replace ``path`` with a full checkpoint, as
+    long as saving stays within ``max_share`` of the training time (``checkpoint_due``).
 
     For long runs: a job killed at any moment resumes from its last completed checkpoint
     (``resume.resume_point``). Written to a temp file and renamed, so ``path`` is never half
-    a checkpoint.
+    a checkpoint. No checkpoint follows the last epoch: the run's results come next.
     """
 
-    def __init__(self, path: Path, every_n_epochs: int) -> None:
+    def __init__(self, path: Path, every_n_epochs: int, max_share: float = 1.0) -> None:
         super().__init__()
         self.path = Path(path)
         self.every_n_epochs = every_n_epochs
+        self.max_share = max_share
+        self.saved_s = 0.0  # seconds spent saving so far
+        self.last_save_s = 0.0  # the latest save's, the estimate of the next one
+        self.last_epoch = -1  # the epoch the latest checkpoint ends
+        self._started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+        self.last_epoch = trainer.current_epoch - 1
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            with atomic_path(self.path) as tmp:
-                trainer.save_checkpoint(tmp, weights_only=False)
+        epoch = trainer.current_epoch
+        if epoch + 1 >= (trainer.max_epochs or 0):
+            return
+        elapsed = time.perf_counter() - self._started
+        due = checkpoint_due(
+            epoch - self.last_epoch,
+            self.every_n_epochs,
+            elapsed,
+            self.saved_s + self.last_save_s,
+            self.max_share,
+        )
+        if not due:
+            return
+        start = time.perf_counter()
+        # The epoch's log row first: a run resumed from this checkpoint replays it.
+        pl_module.write_log(epoch=epoch)
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)
+        self.last_save_s = time.perf_counter() - start
+        self.saved_s += self.last_save_s
+        self.last_epoch = epoch
+        log.debug("saved %s in %.2f s (%.2f s in all)", self.path, self.last_save_s, self.saved_s)
+
+
+def checkpoint_due(
+    epochs_since: int, every_n_epochs: int, elapsed_s: float, cost_s: float, max_share: float
+) -> bool:
+    """Whether to save now: ``every_n_epochs`` epochs since the last save, and the saves so far
+    plus this one (``cost_s``, estimated by the latest save) within ``max_share`` of the
+    ``elapsed_s`` seconds trained since the start. The first save is always allowed (its cost
+    is unknown); after it, saving costs at most about ``max_share`` of the run."""
+    return epochs_since >= every_n_epochs and cost_s <= max_share * elapsed_s

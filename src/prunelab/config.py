@@ -24,8 +24,9 @@ from prunelab.schedules import SCHEDULES, lr_horizon
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Keys in which the members of one stack may differ (each has its own folder and logger);
-# everything else (seed, schedule, data, optimiser, trainer) must be equal.
-MEMBER_KEYS = ("strategy", "sparsity", "paths", "logger", "save_model")
+# everything else (seed, schedule, data, optimiser, trainer, strategy.prune_output) must be
+# equal.
+MEMBER_KEYS = ("strategy.name", "sparsity", "paths", "logger", "save_model")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
@@ -41,6 +42,12 @@ def check(cfg: DictConfig) -> None:
     for key in ("batch_size", "eval_batch_size", "eval_train_limit"):
         whole_number(f"data.{key}", cfg.data[key], 1, 512)
     whole_number("checkpoint_every_n_epochs", cfg.checkpoint_every_n_epochs, 0, 5)
+    share = cfg.get("checkpoint_max_share", 1.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ConfigError(
+            f"checkpoint_max_share must be in (0, 1], got {share!r} (e.g. "
+            "checkpoint_max_share=0.05: saving takes at most 5 % of the training time)"
+        )
     if cfg.inference_batch_size is not None:
         whole_number("inference_batch_size", cfg.inference_batch_size, 1, 64)
     precision = cfg.get("float32_matmul_precision", "highest")
@@ -136,8 +143,14 @@ def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str)
 
 def stack_key(cfg: DictConfig) -> str:
     """Jobs with equal keys can train as one stack: equal in all but ``MEMBER_KEYS``."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    return config_hash({k: v for k, v in resolved.items() if k not in MEMBER_KEYS}, length=12)
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    for key in MEMBER_KEYS:
+        *parents, leaf = key.split(".")
+        node = resolved
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return config_hash(resolved, length=12)
 
 
 def check_stack(cfgs: Sequence[DictConfig]) -> None:
@@ -147,7 +160,7 @@ def check_stack(cfgs: Sequence[DictConfig]) -> None:
         check_writable_dir(Path(cfg.paths.output_dir))
     if len({stack_key(c) for c in cfgs}) > 1:
         raise ConfigError(
-            "stacked jobs must differ only in strategy and sparsity; group them with "
+            "stacked jobs must differ only in strategy name and sparsity; group them with "
             "run.group_jobs (hydra/launcher=stacked does)"
         )
 

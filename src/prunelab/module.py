@@ -4,8 +4,11 @@ A single run is a stack of one, a stacked sweep a stack of many: the same module
 steps, the same logs. The loss is the *sum* of the members' mean cross-entropies, so each
 member's gradient is exactly its own, and Adam, being elementwise, updates each member as its
 separate run would. Per-member loss and accuracy sums live in torchmetrics states on the
-module's device and are logged once per epoch as ``m<i>/<split>/{loss,acc}``; the loggers of
-``logs.MemberLoggers`` route them to member i's own ``metrics.csv``.
+module's device, so a step never waits for the device; they are read once per epoch and
+recorded as ``m<i>/<split>/{loss,acc}``. ``record`` collects an epoch's host figures (the
+pruning callback's too) and ``write_log`` hands them to the logger as one row per epoch,
+bypassing ``LightningModule.log``, whose per-key cost made logging most of a 60-member
+epoch; the loggers of ``logs.MemberLoggers`` route them to member i's own ``metrics.csv``.
 
 Validation runs on two loaders, val and test, so per-epoch test accuracy (the seed's "test
 accuracy vs epoch" curves) comes for free. ``trainer.test`` on the (train, val, test) loaders
@@ -32,8 +35,9 @@ from prunelab.nets import StackedMLP
 from prunelab.sparse import compact
 
 EVAL_SPLITS = ("train", "val", "test")
-# Written into every checkpoint: 2 = weights and masks with a member axis, (M, out, in).
-CHECKPOINT_FORMAT = 2
+# Written into every checkpoint: 2 = weights and masks with a member axis, (M, out, in);
+# 3 = and one pruning callback for the whole stack.
+CHECKPOINT_FORMAT = 3
 
 
 class MemberMetrics(Metric):
@@ -93,6 +97,10 @@ class PruningModule(pl.LightningModule):
         # Keyed "<split>_sums": a ModuleDict key may not shadow a Module method ("train").
         self.sums = nn.ModuleDict({f"{s}_sums": MemberMetrics(len(net)) for s in EVAL_SPLITS})
         self._test_nets: list[nn.Module] = []
+        # The latest value of every recorded figure (what Lightning's callback_metrics were),
+        # and those not yet written to the logger.
+        self.figures: dict[str, float] = {}
+        self._unwritten: dict[str, float] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -108,18 +116,40 @@ class PruningModule(pl.LightningModule):
         return losses
 
     def _log_split(self, split: str, prefix: str = "") -> None:
-        """Log ``m<i>/<prefix><split>/{loss,acc}`` for every member, then clear the sums."""
+        """Record ``m<i>/<prefix><split>/{loss,acc}`` for every member, then clear the sums."""
         metric = self.sums[f"{split}_sums"]
         if not metric.update_called:
             return
         # compute() squeezes a one-member (1,) result to a scalar: flatten it back.
         loss, acc = (t.reshape(-1).tolist() for t in metric.compute())
         metric.reset()
+        if split == "train" and not prefix:
+            check_finite(loss, self.current_epoch, self.hparams.lr)
         values = {}
         for i, (lo, ac) in enumerate(zip(loss, acc, strict=True)):
             values[f"m{i}/{prefix}{split}/loss"] = lo
             values[f"m{i}/{prefix}{split}/acc"] = ac
-        self.log_dict(values, on_step=False, on_epoch=True, batch_size=1)
+        self.record(values)
+
+    def record(self, values: Mapping[str, float]) -> None:
+        """Add host figures to this epoch's log row (written by ``write_log``)."""
+        self.figures.update(values)
+        self._unwritten.update(values)
+
+    def write_log(self, epoch: int | None = None) -> None:
+        """Hand the figures recorded since the last call to the logger as one row, at the
+        step of the epoch's last batch (or, for the final test, the step after it)."""
+        if not self._unwritten or self.trainer.logger is None:
+            self._unwritten = {}
+            return
+        row = dict(self._unwritten)
+        self._unwritten = {}
+        step = self.trainer.global_step
+        if epoch is not None:
+            row["epoch"] = epoch
+            step = max(step - 1, 0)
+        self.trainer.logger.log_metrics(row, step=step)
+        self.trainer.logger.save()
 
     def on_train_start(self) -> None:
         check_placement(self, self.trainer.optimizers)
@@ -128,22 +158,19 @@ class PruningModule(pl.LightningModule):
         set_loader_epoch(self)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        losses = self._evaluate("train", batch)
-        if not torch.isfinite(losses).all():
-            values = losses.tolist()
-            bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
-            who = f" of member(s) {bad}" if len(values) > 1 else ""
-            raise TrainingError(
-                f"loss{who} became {values[bad[0]]} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: training diverged; lower optim.lr (now {self.hparams.lr})"
-            )
-        return losses.sum()
+        # No finiteness check here: it would make every step wait for the device. The sums
+        # carry a NaN or inf to the epoch's end, where ``check_finite`` stops the run.
+        return self._evaluate("train", batch).sum()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Logged at the epoch's last step rather than in on_train_epoch_end, which Lightning
+        # Recorded at the epoch's last step rather than in on_train_epoch_end, which Lightning
         # calls after the callbacks' hook: the epoch summary then sees this epoch's figures.
         if batch_idx + 1 == self.trainer.num_training_batches:
             self._log_split("train")
+
+    def on_train_epoch_end(self) -> None:
+        # After the callbacks' hook (the pruning figures are recorded by then).
+        self.write_log(epoch=self.current_epoch)
 
     def validation_step(
         self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -168,6 +195,7 @@ class PruningModule(pl.LightningModule):
         for split in self.test_splits:
             self._log_split(split, "final/")
         self._test_nets = []
+        self.write_log()
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimizers(self.net.parameters(), self.hparams)
@@ -221,6 +249,18 @@ def check_placement(
         raise RuntimeError("tensors of the run are misplaced: " + "; ".join(errors))
 
 
+def check_finite(losses: Sequence[float], epoch: int, lr: float) -> None:
+    """Stop with a clear error if an epoch's mean training loss of any member is NaN or inf:
+    it diverged, and every later epoch would be wasted."""
+    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    if bad:
+        who = f" of member(s) {bad}" if len(losses) > 1 else ""
+        raise TrainingError(
+            f"loss{who} became {losses[bad[0]]} in epoch {epoch}: training diverged; "
+            f"lower optim.lr (now {lr})"
+        )
+
+
 def set_loader_epoch(module: pl.LightningModule) -> None:
     """Tell the training loader which epoch starts.
 
@@ -233,12 +273,18 @@ def set_loader_epoch(module: pl.LightningModule) -> None:
 
 
 def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[str, Any]:
-    """Optimizer and per-epoch LR schedule (``lr_factor``) from a module's hyperparameters."""
+    """Optimizer and per-epoch LR schedule (``lr_factor``) from a module's hyperparameters.
+
+    On CUDA, Adam is fused: one kernel per step for all parameters instead of a dozen, the
+    same update up to rounding. Elsewhere PyTorch's default (``foreach``) implementation runs.
+    """
+    params = list(params)
     if hp["optimizer"] == "sgd":
         opt = torch.optim.SGD(params, lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
     else:
         cls = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
-        opt = cls(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+        fused = all(p.device.type == "cuda" for p in params) or None
+        opt = cls(params, lr=hp["lr"], weight_decay=hp["weight_decay"], fused=fused)
     factor = partial(
         lr_factor,
         hp["lr_schedule"],

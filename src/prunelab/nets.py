@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunelab.pruning import compute_masks, sparsity_report
+from prunelab.pruning import sparsity_report, stacked_masks, stacked_sparsity_report
 
 
 def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
@@ -35,19 +35,19 @@ def install_masks(
     weights: Sequence[Tensor],
     masks: Sequence[Tensor],
     strategy: str,
-    k: float,
+    ks: Sequence[float],
     prune_output: bool = False,
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
 ) -> None:
     """Recompute the masks of the prunable layers from ``weights`` and write them in place.
 
-    ``weights`` and ``masks`` are one model's, per layer: a ``MaskedMLP``'s tensors or views
-    of one stack member's slice. The masks are copied into the existing buffers (which keeps
-    them on the model's device whatever device the selection ran on) and the weights they
-    remove are zeroed.
+    ``weights`` and ``masks`` are (M, out, in) per layer: a stack's tensors, or one model's
+    with a member axis of 1 in front. The masks are copied into the existing buffers (which
+    keeps them on the model's device whatever device the selection ran on) and the weights
+    they remove are zeroed.
     """
     chosen = [i for i, p in enumerate(prunable_layers(len(weights), prune_output)) if p]
-    new = compute_masks(strategy, [weights[i] for i in chosen], k, seed)
+    new = stacked_masks(strategy, [weights[i] for i in chosen], ks, seeds)
     for i, mask in zip(chosen, new, strict=True):
         masks[i].copy_(mask)
         weights[i].mul_(masks[i])
@@ -82,8 +82,9 @@ class MaskedMLP(nn.Module):
 
     def prune(self, strategy: str, k: float, prune_output: bool = False, seed: int = 0) -> None:
         """Recompute masks from the current weights and install them (pruned weights → 0)."""
-        weights = [layer.weight.data for layer in self.layers]
-        install_masks(weights, self.masks(), strategy, k, prune_output, seed)
+        weights = [layer.weight.data[None] for layer in self.layers]
+        masks = [mask[None] for mask in self.masks()]
+        install_masks(weights, masks, strategy, [k], prune_output, [seed])
 
     @torch.no_grad()
     def release(self) -> None:
@@ -148,21 +149,45 @@ class StackedMLP(nn.Module):
         return [layer.mask[i] for layer in self.layers]
 
     def prune(
-        self, i: int, strategy: str, k: float, prune_output: bool = False, seed: int = 0
+        self,
+        members: Sequence[int],
+        strategy: str,
+        ks: Sequence[float],
+        prune_output: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> None:
-        """``MaskedMLP.prune`` for member ``i`` alone."""
-        weights = [layer.weight.data[i] for layer in self.layers]
-        install_masks(weights, self.masks(i), strategy, k, prune_output, seed)
+        """``MaskedMLP.prune`` for each of ``members`` (member ``members[j]`` at ``ks[j]``,
+        seeded ``seeds[j]``, default 0) in one batched selection; the others are untouched."""
+        seeds = [0] * len(members) if seeds is None else seeds
+        if list(members) == list(range(len(self))):  # the whole stack: no gather, no scatter
+            weights = [layer.weight.data for layer in self.layers]
+            install_masks(weights, self.all_masks(), strategy, ks, prune_output, seeds)
+            return
+        idx = torch.tensor(members, device=self.layers[0].weight.device)
+        weights = [layer.weight.data[idx] for layer in self.layers]
+        masks = [mask[idx] for mask in self.all_masks()]
+        install_masks(weights, masks, strategy, ks, prune_output, seeds)
+        with torch.no_grad():
+            for layer, w, mask in zip(self.layers, weights, masks, strict=True):
+                layer.weight.data[idx] = w
+                layer.mask[idx] = mask
 
     @torch.no_grad()
-    def release(self, i: int) -> None:
-        """``MaskedMLP.release`` for member ``i`` alone."""
-        for mask in self.masks(i):
-            mask.fill_(True)
+    def release(self, members: Sequence[int]) -> None:
+        """``MaskedMLP.release`` for each of ``members``."""
+        idx = torch.tensor(members, device=self.layers[0].weight.device)
+        for mask in self.all_masks():
+            mask[idx] = True
 
-    def sparsity(self, i: int, k: float, prune_output: bool = False) -> dict[str, float]:
-        """``MaskedMLP.sparsity`` of member ``i``, read from the stack without a copy."""
-        return sparsity_report(self.masks(i), prunable_layers(len(self.layers), prune_output), k)
+    def all_masks(self) -> list[Tensor]:
+        """Every member's masks, (M, out, in) per layer."""
+        return [layer.mask for layer in self.layers]
+
+    def sparsity(self, ks: Sequence[float], prune_output: bool = False) -> list[dict[str, float]]:
+        """``MaskedMLP.sparsity`` of every member (member i pruned at ``ks[i]``), counted on
+        the stack's device in one pass and read back in one transfer."""
+        prunable = prunable_layers(len(self.layers), prune_output)
+        return stacked_sparsity_report(self.all_masks(), prunable, ks)
 
     def unstack(self, i: int) -> MaskedMLP:
         """A standalone copy of member ``i``, on the stack's device and in its dtype."""

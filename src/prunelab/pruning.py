@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-MaskFn = Callable[[Sequence[Tensor], float, torch.Generator], list[Tensor]]
+# weights (M, out, in) of one layer or of all pruned layers, each member's k, each member's
+# generator (the random controls draw from it) → keep-masks of the same shapes
+MaskFn = Callable[[Sequence[Tensor], Sequence[float], Sequence[torch.Generator]], list[Tensor]]
 
 
 def n_to_prune(n: int, k: float) -> int:
@@ -28,76 +30,101 @@ def n_to_prune(n: int, k: float) -> int:
 
 
 def smallest_mask(scores: Tensor, n_prune: int) -> Tensor:
-    """Keep-mask (same shape as ``scores``) that drops exactly the ``n_prune`` smallest scores.
+    """Keep-mask (same shape as ``scores``) that drops exactly the ``n_prune`` smallest scores;
+    ``smallest_masks`` for one row."""
+    return smallest_masks(scores.reshape(1, -1), [n_prune])[0].reshape(scores.shape)
 
-    Ties at the threshold are broken by flat index (lower index pruned first), so the result
-    is deterministic across runs and machines. A selection, never a full sort (DESIGN §2).
+
+def smallest_masks(scores: Tensor, n_prune: Sequence[int]) -> Tensor:
+    """Keep-masks of the rows of ``scores`` (M, n): row i drops exactly its ``n_prune[i]``
+    smallest scores.
+
+    All members of a stack in one batched selection (a prune event of a 60-member stack is a
+    handful of tensor operations, not 60 loops). Ties at a row's threshold are broken by
+    index (lower index pruned first), so the result is deterministic across runs, machines
+    and stack sizes: a member's mask does not depend on the other rows. A selection per row,
+    never a full sort on the CPU (DESIGN §2).
     """
-    flat = scores.reshape(-1)
-    if n_prune <= 0:
+    m, n = scores.shape
+    if m == 0 or n == 0:
         return torch.ones_like(scores, dtype=torch.bool)
-    if n_prune >= flat.numel():
-        return torch.zeros_like(scores, dtype=torch.bool)
-    threshold = kth_smallest(flat, n_prune)
-    below = flat < threshold
-    at = flat == threshold
-    still_needed = n_prune - int(below.sum())
-    if int(at.sum()) > still_needed:  # a tie straddles the cut: lowest flat indices go first
-        at &= at.cumsum(0) <= still_needed
-    return (~(below | at)).reshape(scores.shape)
+    clamped = [min(max(c, 0), n) for c in n_prune]
+    # a row dropping nothing gets its smallest value as threshold and none of it dropped
+    threshold = kth_smallest_rows(scores, [max(c, 1) for c in clamped])
+    below = scores < threshold[:, None]
+    at = scores == threshold[:, None]
+    still_needed = torch.tensor(clamped, device=scores.device) - below.sum(dim=1)
+    at &= at.cumsum(dim=1) <= still_needed[:, None]  # a tie straddling the cut: lowest first
+    return ~(below | at)
 
 
-def kth_smallest(flat: Tensor, k: int) -> Tensor:
-    """The k-th smallest value (1-based) of a 1-D tensor, as a 0-d tensor on its device.
+def kth_smallest_rows(scores: Tensor, ks: Sequence[int], numpy: bool | None = None) -> Tensor:
+    """Each row's ``ks[i]``-th smallest value (1-based) of (M, n) ``scores``, as (M,).
 
-    On the CPU numpy's introselect is ≈15× faster than ``torch.kthvalue`` (1.5 ms vs 22 ms
-    for the four hidden layers of the challenge MLP), which keeps weight masks within budget.
+    On the CPU numpy's introselect per row is ≈15× faster than ``torch.kthvalue`` (1.5 ms vs
+    22 ms for the four hidden layers of the challenge MLP). On a GPU one ``kthvalue`` serves
+    all rows when they share k (members that differ only in seed), else one sort does.
+    ``numpy`` forces either way (None: numpy for CPU floats), so tests compare the two.
     """
-    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
-        value = np.partition(flat.detach().numpy(), k - 1)[k - 1]
-        return torch.tensor(value, dtype=flat.dtype)
-    return flat.kthvalue(k).values
+    if numpy is None:
+        numpy = scores.device.type == "cpu" and scores.dtype in (torch.float32, torch.float64)
+    if numpy:
+        rows = scores.detach().numpy()
+        values = [np.partition(row, k - 1)[k - 1] for row, k in zip(rows, ks, strict=True)]
+        return torch.tensor(np.array(values), dtype=scores.dtype)
+    if len(set(ks)) == 1:
+        return scores.kthvalue(ks[0], dim=1).values
+    index = torch.tensor(ks, device=scores.device)[:, None] - 1
+    return scores.sort(dim=1).values.gather(1, index)[:, 0]
 
 
-def _per_layer(score: Callable[[Tensor, torch.Generator], Tensor], structured: bool) -> MaskFn:
-    """Lift a per-layer score into a mask function over a list of weight matrices.
+def _per_layer(score: Callable[[Tensor, Sequence[torch.Generator]], Tensor]) -> MaskFn:
+    """Lift a per-layer score into a mask function over a list of (M, out, in) weights.
 
-    ``structured`` scores have one value per unit (row); their mask is broadcast over the row.
+    A score of shape (M, out) has one value per unit (row of ``linear.weight``): its mask is
+    broadcast over the row. Each member drops ``round(k·n)`` of its own scores.
     """
 
-    def masks(weights: Sequence[Tensor], k: float, gen: torch.Generator) -> list[Tensor]:
+    def masks(
+        weights: Sequence[Tensor], ks: Sequence[float], gens: Sequence[torch.Generator]
+    ) -> list[Tensor]:
         out = []
         for w in weights:
-            s = score(w.detach(), gen)
-            keep = smallest_mask(s, n_to_prune(s.numel(), k))
-            out.append(keep[:, None].expand_as(w).clone() if structured else keep)
+            s = score(w.detach(), gens)
+            flat = s.reshape(len(s), -1)
+            keep = smallest_masks(flat, [n_to_prune(flat.shape[1], k) for k in ks])
+            keep = keep.reshape(s.shape)
+            out.append(keep[:, :, None].expand_as(w).clone() if s.dim() == 2 else keep)
         return out
 
     return masks
 
 
-def _global_magnitude(weights: Sequence[Tensor], k: float, gen: torch.Generator) -> list[Tensor]:
-    """One |w| threshold across all pruned layers (layers then get unequal sparsity)."""
-    flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
-    keep = smallest_mask(flat, n_to_prune(flat.numel(), k))
-    return [
-        m.reshape(w.shape)
-        for m, w in zip(keep.split([w.numel() for w in weights]), weights, strict=True)
-    ]
+def _global_magnitude(
+    weights: Sequence[Tensor], ks: Sequence[float], gens: Sequence[torch.Generator]
+) -> list[Tensor]:
+    """One |w| threshold per member across all its pruned layers (layers then get unequal
+    sparsity)."""
+    flat = torch.cat([w.detach().abs().reshape(len(w), -1) for w in weights], dim=1)
+    keep = smallest_masks(flat, [n_to_prune(flat.shape[1], k) for k in ks])
+    sizes = [w[0].numel() for w in weights]
+    return [m.reshape(w.shape) for m, w in zip(keep.split(sizes, dim=1), weights, strict=True)]
 
 
-def _random_like(shape: tuple[int, ...], w: Tensor, gen: torch.Generator) -> Tensor:
-    return torch.rand(shape, generator=gen, device="cpu").to(w.device)
+def _random_like(shape: tuple[int, ...], w: Tensor, gens: Sequence[torch.Generator]) -> Tensor:
+    """Uniform scores, member i's from its own generator: its draws do not depend on the
+    stack it trains in."""
+    return torch.stack([torch.rand(shape, generator=g, device="cpu") for g in gens]).to(w.device)
 
 
 STRATEGIES: dict[str, MaskFn] = {
     # magnitude: smallest |w| per layer
-    "weight": _per_layer(lambda w, g: w.abs(), structured=False),
+    "weight": _per_layer(lambda w, g: w.abs()),
     # unit: smallest L2 norm of a unit's incoming weights (a row of linear.weight)
-    "neuron": _per_layer(lambda w, g: w.norm(dim=1), structured=True),
+    "neuron": _per_layer(lambda w, g: w.norm(dim=2)),
     # controls: is magnitude any better than chance at the same k?
-    "random_weight": _per_layer(lambda w, g: _random_like(tuple(w.shape), w, g), structured=False),
-    "random_neuron": _per_layer(lambda w, g: _random_like((w.shape[0],), w, g), structured=True),
+    "random_weight": _per_layer(lambda w, g: _random_like(tuple(w.shape[1:]), w, g)),
+    "random_neuron": _per_layer(lambda w, g: _random_like((w.shape[1],), w, g)),
     "global_weight": _global_magnitude,
 }
 
@@ -105,13 +132,23 @@ STRATEGIES: dict[str, MaskFn] = {
 def compute_masks(
     strategy: str, weights: Sequence[Tensor], k: float, seed: int = 0
 ) -> list[Tensor]:
-    """Keep-masks for ``weights`` (the layers to prune) at sparsity ``k`` in [0, 1).
+    """Keep-masks for one model's ``weights`` (the layers to prune) at sparsity ``k``;
+    ``stacked_masks`` for a stack of one."""
+    masks = stacked_masks(strategy, [w[None] for w in weights], [k], [seed])
+    return [m[0] for m in masks]
 
-    ``strategy`` and ``k`` are trusted: ``config.check`` refuses bad ones before any run.
-    ``seed`` only matters for the random controls; it makes them reproducible.
+
+def stacked_masks(
+    strategy: str, weights: Sequence[Tensor], ks: Sequence[float], seeds: Sequence[int]
+) -> list[Tensor]:
+    """Keep-masks for M members at once: ``weights`` (M, out, in) per pruned layer, member
+    i at sparsity ``ks[i]`` in [0, 1).
+
+    ``strategy`` and the ks are trusted: ``config.check`` refuses bad ones before any run.
+    ``seeds`` only matter for the random controls; they make them reproducible.
     """
-    gen = torch.Generator().manual_seed(mask_seed(seed))
-    return STRATEGIES[strategy](weights, k, gen)
+    gens = [torch.Generator().manual_seed(mask_seed(seed)) for seed in seeds]
+    return STRATEGIES[strategy](weights, ks, gens)
 
 
 def mask_seed(seed: int) -> int:
@@ -126,38 +163,53 @@ def mask_seed(seed: int) -> int:
 
 
 def alive_units(masks: Sequence[Tensor]) -> list[Tensor]:
-    """For each layer, which of its output units still influence the logits.
+    """For each layer of one model, which of its output units still influence the logits;
+    ``stacked_alive_units`` for a stack of one."""
+    return [a[0] for a in stacked_alive_units([m[None] for m in masks])]
+
+
+def stacked_alive_units(masks: Sequence[Tensor]) -> list[Tensor]:
+    """For each layer, which output units of each member still influence the logits:
+    masks (M, out, in) per layer in, (M, out) per layer out.
 
     A hidden unit is dead if no kept weight feeds it from a live input (bias-free ReLU of 0
     is 0), or if no kept weight carries its output to a live unit of the next layer. Deaths
-    propagate both ways, so iterate to a fixed point. Output units always count as alive.
+    propagate both ways, so iterate to a fixed point (one host read per round, whatever M).
+    Output units always count as alive.
     """
-    alive_out = [torch.ones(m.shape[0], dtype=torch.bool, device=m.device) for m in masks]
+    first = masks[0]
+    alive_out = [torch.ones(m.shape[:2], dtype=torch.bool, device=m.device) for m in masks]
     while True:
-        changed = False
-        live_in = torch.ones(masks[0].shape[1], dtype=torch.bool, device=masks[0].device)
+        changed = torch.zeros((), dtype=torch.bool, device=first.device)
+        live_in = torch.ones(first.shape[0], first.shape[2], dtype=torch.bool, device=first.device)
         for i, m in enumerate(masks[:-1]):  # forward: a unit needs a live input
-            fed = (m & live_in[None, :]).any(dim=1)
-            new = alive_out[i] & fed
-            changed |= bool((new != alive_out[i]).any())
-            alive_out[i] = new
-            live_in = new
+            new = alive_out[i] & (m & live_in[:, None, :]).any(dim=2)
+            changed |= (new != alive_out[i]).any()
+            alive_out[i] = live_in = new
         for i in range(len(masks) - 2, -1, -1):  # backward: a unit needs a live consumer
-            used = (masks[i + 1] & alive_out[i + 1][:, None]).any(dim=0)
+            used = (masks[i + 1] & alive_out[i + 1][:, :, None]).any(dim=1)
             new = alive_out[i] & used
-            changed |= bool((new != alive_out[i]).any())
+            changed |= (new != alive_out[i]).any()
             alive_out[i] = new
-        if not changed:
+        if not bool(changed):
             return alive_out
 
 
 def sparsity_report(
     masks: Sequence[Tensor], prunable: Sequence[bool], k: float
 ) -> dict[str, float]:
-    """Every sparsity figure a run reports, as a flat dict ready for the CSV log.
+    """Every sparsity figure of one model; ``stacked_sparsity_report`` for a stack of one."""
+    return stacked_sparsity_report([m[None] for m in masks], prunable, [k])[0]
 
-    ``masks`` covers *all* layers (unpruned ones all-True); ``prunable`` marks the layers the
-    strategy may prune. Figures:
+
+def stacked_sparsity_report(
+    masks: Sequence[Tensor], prunable: Sequence[bool], ks: Sequence[float]
+) -> list[dict[str, float]]:
+    """Every sparsity figure each member reports, as flat dicts ready for the CSV log.
+
+    ``masks`` (M, out, in) cover *all* layers (unpruned ones all-True); ``prunable`` marks the
+    layers the strategy may prune; member i was pruned at ``ks[i]``. Counted on the masks'
+    device for all members at once, then read to the host in one transfer. Figures:
 
     - ``sparsity/nominal``: the k asked for;
     - ``sparsity/layerN``: actual masked fraction of layer N (1-based);
@@ -169,33 +221,32 @@ def sparsity_report(
     - ``flops/*``: FLOPs per sample (2 per MAC) dense, after compaction (dead units dropped,
       still dense) and as sparse (only effective weights).
     """
-    alive = alive_units(masks)
-    n_in = masks[0].shape[1]
-    live_in = torch.ones(n_in, dtype=torch.bool, device=masks[0].device)
-    fig: dict[str, float] = {"sparsity/nominal": float(k)}
-    pruned_total = prunable_total = effective_removed = 0
-    total = kept = effective = compact_macs = 0
-    for i, (m, is_prunable) in enumerate(zip(masks, prunable, strict=True)):
-        n = m.numel()
-        n_kept = int(m.sum())
-        live = m & alive[i][:, None] & live_in[None, :]
-        n_live = int(live.sum())
-        fig[f"sparsity/layer{i + 1}"] = 1.0 - n_kept / n
-        total += n
-        kept += n_kept
-        effective += n_live
-        compact_macs += int(alive[i].sum()) * int(live_in.sum())
-        if is_prunable:
-            prunable_total += n
-            pruned_total += n - n_kept
-            effective_removed += n - n_live
-        live_in = alive[i]
-    fig["sparsity/global"] = pruned_total / prunable_total if prunable_total else 0.0
-    fig["sparsity/effective"] = effective_removed / prunable_total if prunable_total else 0.0
-    fig["params/total"] = float(total)
-    fig["params/nonzero"] = float(kept)
-    fig["params/effective"] = float(effective)
-    fig["flops/dense"] = 2.0 * total
-    fig["flops/compact"] = 2.0 * compact_macs
-    fig["flops/sparse"] = 2.0 * effective
-    return fig
+    alive = stacked_alive_units(masks)
+    first = masks[0]
+    live_in = torch.ones(first.shape[0], first.shape[2], dtype=torch.bool, device=first.device)
+    kept, live, compact = [], [], []  # per layer, (M,) counts
+    for m, a in zip(masks, alive, strict=True):
+        kept.append(m.sum(dim=(1, 2)))
+        live.append((m & a[:, :, None] & live_in[:, None, :]).sum(dim=(1, 2)))
+        compact.append(a.sum(dim=1) * live_in.sum(dim=1))
+        live_in = a
+    counts = torch.stack([torch.stack(c, dim=1) for c in (kept, live, compact)]).tolist()
+    sizes = [m[0].numel() for m in masks]
+    prunable_total = sum(n for n, p in zip(sizes, prunable, strict=True) if p)
+    reports = []
+    for k, n_kept, n_live, macs in zip(ks, *counts, strict=True):
+        fig: dict[str, float] = {"sparsity/nominal": float(k)}
+        for i, n in enumerate(sizes):
+            fig[f"sparsity/layer{i + 1}"] = 1.0 - n_kept[i] / n
+        pruned = sum(n - c for n, c, p in zip(sizes, n_kept, prunable, strict=True) if p)
+        removed = sum(n - c for n, c, p in zip(sizes, n_live, prunable, strict=True) if p)
+        fig["sparsity/global"] = pruned / prunable_total if prunable_total else 0.0
+        fig["sparsity/effective"] = removed / prunable_total if prunable_total else 0.0
+        fig["params/total"] = float(sum(sizes))
+        fig["params/nonzero"] = float(sum(n_kept))
+        fig["params/effective"] = float(sum(n_live))
+        fig["flops/dense"] = 2.0 * sum(sizes)
+        fig["flops/compact"] = 2.0 * sum(macs)
+        fig["flops/sparse"] = 2.0 * sum(n_live)
+        reports.append(fig)
+    return reports

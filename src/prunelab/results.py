@@ -8,6 +8,7 @@ result. Its presence means "this job is done".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -91,8 +92,13 @@ def read_result(job_dir: Path) -> dict[str, Any] | None:
     return result if isinstance(result, dict) and result.get("status") == "ok" else None
 
 
+@functools.lru_cache(maxsize=8)
 def git_sha(start: Path | None = None) -> str:
-    """HEAD of the checkout this code runs from, with ``-dirty`` if it has local edits."""
+    """HEAD of the checkout this code runs from, with ``-dirty`` if it has local edits.
+
+    Asked once per process: the code a process runs is the code it loaded at its start, and
+    two ``git`` calls per result cost a 60-member stack seconds.
+    """
     cwd = start or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(

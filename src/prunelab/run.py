@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import statistics
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import pytorch_lightning as pl
@@ -108,6 +109,15 @@ def record_failure(job_dir: Path, error: BaseException) -> None:
         log.warning("could not write %s/error.txt: %s", job_dir, e)
 
 
+class Fitted(NamedTuple):
+    """What ``fit`` built and trained."""
+
+    trainer: pl.Trainer
+    module: PruningModule
+    pruning: PruningCallback
+    summary: EpochSummary
+
+
 @dataclass(frozen=True)
 class Start:
     """Where a stack's fit starts: a checkpoint or none, and each member's earlier log rows."""
@@ -137,7 +147,9 @@ def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
     if len(cfgs) > 1:
         log.info("stacked run of %d members → %s", len(cfgs), workdir)
     fit_started = time.perf_counter()
-    trainer, module, pruning = fit(cfgs, raw, workdir, loggers, total_epochs(base), start.ckpt)
+    trainer, module, pruning, summary = fit(
+        cfgs, raw, workdir, loggers, total_epochs(base), start.ckpt
+    )
     fit_time = time.perf_counter() - fit_started
     _, evals = loaders(base, raw, trainer.strategy.root_device)
     trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
@@ -145,6 +157,8 @@ def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
         logger.finalize("success")
 
     results = []
+    writing = time.perf_counter()
+    figures = pruning.figures(module)
     for i, (cfg, out) in enumerate(zip(cfgs, outs, strict=True)):
         net = module.net.unstack(i).cpu()
         run = {
@@ -152,15 +166,18 @@ def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
             "data_source": raw.source,
             "inference": measure_inference(cfg, net),
             "fit_time_s": fit_time,
+            "epoch_time_s": median_epoch_time(summary.epoch_times),
             "dense_cache": str(start.dense) if start.dense else None,
             "resumed_after_epoch": start.resumed_after_epoch,
             "stacked": {"members": len(cfgs), "index": i, "workdir": str(workdir)},
         }
-        final = final_metrics(trainer.callback_metrics, f"m{i}/")
-        result = job_result(cfg, final, pruning[i].figures(module), run, started)
+        final = final_metrics(module.figures, f"m{i}/")
+        result = job_result(cfg, final, figures[i], run, started)
         save_result(out, result, net.state_dict() if cfg.save_model else None)
         log_result(result, out)
         results.append(result)
+    if len(cfgs) > 1:
+        log.info("wrote %d results in %.1f s", len(cfgs), time.perf_counter() - writing)
     for path in (workdir / LAST_CKPT, workdir / EXPANDED_CKPT):
         path.unlink(missing_ok=True)
     return results
@@ -197,7 +214,7 @@ def fit(
     loggers: Sequence[Logger],
     max_epochs: int,
     ckpt: Path | None,
-) -> tuple[pl.Trainer, PruningModule, list[PruningCallback]]:
+) -> Fitted:
     """Build the stack of ``cfgs`` and fit it to ``max_epochs``, from ``ckpt`` if given.
 
     Each member is initialised right after seeding with its job's seed, so member i starts
@@ -211,10 +228,12 @@ def fit(
         members.append(MaskedMLP(list(cfg.model.sizes)))
     val_splits = ("val", "test") if base.eval_test_every_epoch else ("val",)
     module = PruningModule(StackedMLP(members), **optim_settings(base), val_splits=val_splits)
-    pruning = [pruning_callback(cfg, i) for i, cfg in enumerate(cfgs)]
-    callbacks: list[pl.Callback] = [*pruning, EpochSummary()]
+    pruning = pruning_callback(cfgs)
+    summary = EpochSummary()
+    callbacks: list[pl.Callback] = [pruning, summary]
     if base.checkpoint_every_n_epochs:
-        callbacks.append(LastCheckpoint(workdir / LAST_CKPT, base.checkpoint_every_n_epochs))
+        every, share = base.checkpoint_every_n_epochs, base.get("checkpoint_max_share", 1.0)
+        callbacks.append(LastCheckpoint(workdir / LAST_CKPT, every, share))
     trainer = pl.Trainer(
         **OmegaConf.to_container(base.trainer),
         max_epochs=max_epochs,
@@ -226,7 +245,14 @@ def fit(
     train_loader, evals = loaders(base, raw, trainer.strategy.root_device)
     val = [evals[s] for s in module.val_splits]
     trainer.fit(module, train_loader, val, ckpt_path=ckpt, weights_only=True)
-    return trainer, module, pruning
+    return Fitted(trainer, module, pruning, summary)
+
+
+def median_epoch_time(times: Sequence[float]) -> float | None:
+    """Typical seconds per epoch of a fit: the median, leaving out the first epoch (warm-up:
+    allocations, kernel selection) when there are others; None if no epoch ran."""
+    steady = times[1:] or times
+    return statistics.median(steady) if steady else None
 
 
 def dense_entry(cfg: DictConfig, raw: RawDataset) -> Path:
@@ -237,7 +263,7 @@ def dense_entry(cfg: DictConfig, raw: RawDataset) -> Path:
         ckpt, _, [rows] = resumed(workdir, [workdir / cache.METRICS])
         csv = CSVLogger(workdir, name="", version="", flush_logs_every_n_steps=1)
         replay(rows, csv)
-        trainer, _, _ = fit([cfg], raw, workdir, [csv], cfg.schedule.epochs, ckpt)
+        trainer = fit([cfg], raw, workdir, [csv], cfg.schedule.epochs, ckpt).trainer
         csv.finalize("success")
         trainer.save_checkpoint(workdir / cache.CHECKPOINT, weights_only=False)
         (workdir / LAST_CKPT).unlink(missing_ok=True)
@@ -248,15 +274,16 @@ def dense_entry(cfg: DictConfig, raw: RawDataset) -> Path:
     return entry
 
 
-def pruning_callback(cfg: DictConfig, member: int) -> PruningCallback:
-    """The pruning callback of job ``cfg``, member ``member`` of its stack."""
+def pruning_callback(cfgs: Sequence[DictConfig]) -> PruningCallback:
+    """The pruning callback of a stack of ``cfgs`` (member i is job ``cfgs[i]``; they share
+    all but strategy and sparsity, ``config.check_stack``)."""
+    cfg = cfgs[0]
     return PruningCallback(
-        member,
-        cfg.strategy.name,
-        cfg.sparsity,
+        [c.strategy.name for c in cfgs],
+        [c.sparsity for c in cfgs],
         prune_after_epochs=cfg.schedule.epochs,
         prune_output=cfg.strategy.prune_output,
-        seed=cfg.seed,
+        seeds=[c.seed for c in cfgs],
         ramp_epochs=cfg.schedule.get("ramp_epochs", 0),
         prune_every_steps=cfg.schedule.get("prune_every_steps", 1),
         schedule=cfg.schedule.name,
