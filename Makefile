@@ -50,6 +50,7 @@ bench: install
 	$(PY) scripts/bench_sweep.py
 	$(PY) scripts/bench_sparse.py
 	$(PY) scripts/bench_train.py
+	$(PY) scripts/bench_gpu.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

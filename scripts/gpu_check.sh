@@ -6,7 +6,7 @@
 # Runs, each timed and logged: `pytest -m gpu` (GPU vs CPU results within measured
 # tolerances, devices and dtypes after every resume path); the challenge sweep on the GPU as
 # stacks, then its report; the smoke sweep through the local_gpus pool; the seed's protocol
-# (experiment=seed_iterative, 100 epochs) for seed 0 as one stack with TF32; and
+# (experiment=seed_iterative, 100 epochs, 3 seeds: 60 members) as one stack with TF32; and
 # scripts/bench_gpu.py (prunelab's stacked epoch against a bare PyTorch loop, M = 20 and 60,
 # TF32), whose table goes into summary.md. Prints one table
 # (pass/fail, wall time, test accuracy at k = 0.9 per strategy) and writes at most 8 files into
@@ -40,7 +40,7 @@ SEED_QUICK=()
 BENCH=(--tf32)
 if [ -n "${GPU_CHECK_QUICK:-}" ]; then
     QUICK=(data.limit=600 inference_batch_size=null schedule.epochs=1 seed=0)
-    SEED_QUICK=(data.limit=600 inference_batch_size=null schedule.ramp_epochs=1)
+    SEED_QUICK=(data.limit=600 inference_batch_size=null schedule.ramp_epochs=1 seed=0)
     BENCH=(--members 2 4 --epochs 2 --limit 600)
 fi
 if [ "$TRAINER" = cpu ]; then
@@ -125,8 +125,8 @@ step "challenge sweep, stacked + report" 150 "$WORK/challenge" "${TRAIN[@]}" \
     experiment=challenge hydra/launcher=stacked "hydra.sweep.dir=$WORK/challenge" "${QUICK[@]}"
 step "smoke sweep, local_gpus pool" 90 "$WORK/smoke" "${TRAIN[@]}" \
     experiment=smoke hydra/launcher=local_gpus "hydra.sweep.dir=$WORK/smoke" "${QUICK[@]}"
-step "seed_iterative, seed 0, stacked, TF32" 300 "$WORK/seed_iterative" "${TRAIN[@]}" \
-    experiment=seed_iterative hydra/launcher=stacked seed=0 float32_matmul_precision=high \
+step "seed_iterative, 3 seeds as one stack, TF32" 300 "$WORK/seed_iterative" "${TRAIN[@]}" \
+    experiment=seed_iterative hydra/launcher=stacked float32_matmul_precision=high \
     "hydra.sweep.dir=$WORK/seed_iterative" "${SEED_QUICK[@]}"
 step "bench_gpu: prunelab / bare stacked epoch" 180 - bash -c "set -o pipefail; '$PY' \
     scripts/bench_gpu.py ${BENCH[*]} 2>&1 | tee '$WORK/bench_gpu.txt'"

@@ -50,11 +50,11 @@ def test_the_default_and_every_preset_pass(make_cfg):
         check(make_cfg(f"experiment={preset}"))
 
 
-def test_jobs_that_differ_in_more_than_strategy_and_k_cannot_share_a_stack(make_cfg):
-    check_stack([make_cfg("sparsity=0.5"), make_cfg("strategy=neuron", "sparsity=0.9")])
-    with pytest.raises(ConfigError, match="differ only in strategy name and sparsity"):
-        check_stack([make_cfg(), make_cfg("seed=1")])
-    with pytest.raises(ConfigError, match="differ only in strategy name and sparsity"):
+def test_jobs_that_differ_in_more_than_strategy_k_and_seed_cannot_share_a_stack(make_cfg):
+    check_stack([make_cfg("sparsity=0.5"), make_cfg("strategy=neuron", "sparsity=0.9", "seed=1")])
+    with pytest.raises(ConfigError, match="differ only in strategy name, sparsity and seed"):
+        check_stack([make_cfg(), make_cfg("optim.lr=0.01")])
+    with pytest.raises(ConfigError, match="differ only in strategy name, sparsity and seed"):
         check_stack([make_cfg(), make_cfg("strategy=neuron", "strategy.prune_output=true")])
     with pytest.raises(ConfigError, match="max_members must be ≥ 1"):
         check_max_members(0)

@@ -226,3 +226,21 @@ def test_batch_loader_visits_every_sample_once_per_epoch_in_a_seeded_order():
     assert torch.equal(torch.cat([yb for _, yb in b]), epoch1), "same seed, same order"
     xb, yb = next(iter(BatchLoader(x, y, batch_size=10)))
     assert torch.equal(yb, torch.arange(10)) and torch.equal(xb[:, 0], yb.float())
+
+
+def test_a_stack_of_seeds_gives_each_member_the_batches_of_its_own_seed():
+    x = torch.arange(103).float()[:, None]
+    y = torch.arange(103)
+    stacked = BatchLoader(x, y, batch_size=10, shuffle=True, seeds=[3, 5, 3])
+    stacked.set_epoch(2)
+    alone = []
+    for seed in (3, 5, 3):
+        loader = BatchLoader(x, y, batch_size=10, shuffle=True, seed=seed)
+        loader.set_epoch(2)
+        alone.append(list(loader))
+    for step, (xb, yb) in enumerate(stacked):
+        assert xb.shape[:2] == yb.shape == (3, len(alone[0][step][1]))
+        for m in range(3):
+            assert torch.equal(yb[m], alone[m][step][1]) and torch.equal(xb[m], alone[m][step][0])
+    same = BatchLoader(x, y, batch_size=10, shuffle=True, seeds=[4, 4])
+    assert next(iter(same))[0].shape == (10, 1), "equal seeds share one (B, features) batch"

@@ -35,7 +35,7 @@ def test_a_dry_run_runs_every_step_and_writes_one_table_and_at_most_8_files(tmp_
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ")][1:]
     assert [r[0].strip() for r in rows] == [
         "pytest -m gpu", "challenge sweep, stacked + report", "smoke sweep, local_gpus pool",
-        "seed_iterative, seed 0, stacked, TF32", "bench_gpu: prunelab / bare stacked epoch",
+        "seed_iterative, 3 seeds as one stack, TF32", "bench_gpu: prunelab / bare stacked epoch",
     ]  # fmt: skip
     assert all(r[1].strip() == "pass" and int(r[2]) >= 0 for r in rows)
     for r in rows[1:4]:  # every sweep reports its accuracy at k = 0.9 for both strategies

@@ -58,8 +58,10 @@ def recorded(monkeypatch) -> dict[int, list[torch.Tensor]]:
 
 def member_cfgs(make_cfg, tmp_path, name: str, *extra: str) -> list[DictConfig]:
     cfgs = []
-    for strategy, k in MEMBERS:
-        cfg = make_cfg(f"strategy={strategy}", f"sparsity={k}", *COMMON, *extra)
+    seeds = [i for i, _ in enumerate(MEMBERS)] if "seeds=each" in extra else [0] * len(MEMBERS)
+    extra = tuple(e for e in extra if e != "seeds=each")
+    for (strategy, k), seed in zip(MEMBERS, seeds, strict=True):
+        cfg = make_cfg(f"strategy={strategy}", f"sparsity={k}", f"seed={seed}", *COMMON, *extra)
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / name / f"{strategy}_{k}")
         cfgs.append(cfg)
@@ -78,8 +80,11 @@ def load_net(run) -> MaskedMLP:
         ("dense_cache=false", "schedule.finetune_epochs=1"),
         ("schedule=iterative", "schedule.epochs=0", "schedule.ramp_epochs=2"),
         ("dense_cache=true", "schedule.finetune_epochs=2"),  # resumes a stacked dense checkpoint
+        # member i is seed i: its own init, batch order and dense-cache entry, in one stack
+        ("seeds=each", "schedule=iterative", "schedule.epochs=0", "schedule.ramp_epochs=2"),
+        ("seeds=each", "dense_cache=true", "schedule.finetune_epochs=2"),
     ],
-    ids=["oneshot-finetune", "iterative", "from-dense-cache"],
+    ids=["oneshot-finetune", "iterative", "from-dense-cache", "seeds-iterative", "seeds-cache"],
 )
 def test_stacked_members_equal_separate_runs(make_cfg, tmp_path, recorded, extra):
     separate = [run_job(c) for c in member_cfgs(make_cfg, tmp_path, "separate", *extra)]
@@ -87,8 +92,9 @@ def test_stacked_members_equal_separate_runs(make_cfg, tmp_path, recorded, extra
     stacked = run_jobs(member_cfgs(make_cfg, tmp_path, "stacked", *extra))
     assert all(isinstance(r, dict) for r in stacked), stacked
     steps = list(recorded.values())
-    # The separate runs' own fits (a dense-cache build, if any, comes first)
-    single_losses = [torch.cat(s) for s in steps[n_single - len(MEMBERS) : n_single]]
+    # The separate runs' own fits of 50 steps (not the 25-step builds of dense-cache entries)
+    single_losses = [torch.cat(s) for s in steps[:n_single] if len(s) == 50]
+    assert len(single_losses) == len(MEMBERS)
     stacked_losses = torch.stack(steps[-1])  # (steps, M)
 
     assert stacked_losses.shape == (50, len(MEMBERS)), "50 steps, one loss per member"
@@ -99,6 +105,7 @@ def test_stacked_members_equal_separate_runs(make_cfg, tmp_path, recorded, extra
         assert many["strategy"] == strategy and many["sparsity"] == k
         assert many["stacked"]["members"] == len(MEMBERS) and many["stacked"]["index"] == m
         assert many["figures"] == one["figures"], "same masks, same sparsity figures"
+        assert many["dense_cache"] == one["dense_cache"], "its own seed's dense entry"
         for split in ("train", "val", "test"):
             assert many[f"{split}_acc"] == pytest.approx(one[f"{split}_acc"], abs=2e-3)
         a = load_net(tmp_path / "separate" / f"{strategy}_{k}")
@@ -110,13 +117,13 @@ def test_stacked_members_equal_separate_runs(make_cfg, tmp_path, recorded, extra
         assert "train/acc" in rows.splitlines()[0] and "m0/" not in rows, "a separate run's log"
 
 
-def test_jobs_are_stacked_only_when_they_differ_in_strategy_and_sparsity(make_cfg):
+def test_jobs_are_stacked_only_when_they_differ_in_strategy_sparsity_and_seed(make_cfg):
     a = make_cfg("strategy=weight", "sparsity=0.5")
     b = make_cfg("strategy=neuron", "sparsity=0.9")
     c = make_cfg("strategy=weight", "sparsity=0.5", "seed=1")
     d = make_cfg("strategy=weight", "sparsity=0.5", "optim.lr=0.01")
-    assert stack_key(a) == stack_key(b) != stack_key(c) != stack_key(d)
-    assert group_jobs([a, b, c, d, a], max_members=64) == [[0, 1, 4], [2], [3]]
+    assert stack_key(a) == stack_key(b) == stack_key(c) != stack_key(d)
+    assert group_jobs([a, b, c, d, a], max_members=64) == [[0, 1, 2, 4], [3]]
     assert group_jobs([a, b, a, b, a], max_members=2) == [[0, 1], [2, 3], [4]]
     with pytest.raises(ConfigError, match="max_members must be ≥ 1"):
         group_jobs([a], max_members=0)
@@ -125,10 +132,10 @@ def test_jobs_are_stacked_only_when_they_differ_in_strategy_and_sparsity(make_cf
 def test_a_stack_of_jobs_that_differ_in_more_is_refused_in_one_line(make_cfg, tmp_path):
     cfgs = member_cfgs(make_cfg, tmp_path, "mixed")
     with open_dict(cfgs[1]):
-        cfgs[1].seed = 3
+        cfgs[1].optim.lr = 0.01
     outcomes = run_jobs(cfgs)
     assert all(isinstance(o, ConfigError) for o in outcomes)
-    assert "differ only in strategy name and sparsity" in str(outcomes[0])
+    assert "differ only in strategy name, sparsity and seed" in str(outcomes[0])
     assert (tmp_path / "mixed" / "weight_0.5" / "error.txt").is_file()
 
 
@@ -162,10 +169,10 @@ def test_stacked_launcher_runs_a_sweep_into_per_job_results_and_resumes(tmp_path
     proc = cli(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob(f"*/{RESULT_FILE}")}
-    assert len(results) == 8, sorted(results)  # smoke: 2 seeds → 2 stacks of 4
-    assert {r["stacked"]["members"] for r in results.values()} == {4}
+    assert len(results) == 8, sorted(results)  # smoke: 2 × 2 × 2 seeds → one stack of 8
+    assert {r["stacked"]["members"] for r in results.values()} == {8}
     assert {r["seed"] for r in results.values()} == {0, 1}
-    assert "stacked run of 4 members" in (sweep / "stacked.log").read_text()
+    assert "stacked run of 8 members" in (sweep / "stacked.log").read_text()
     before = {name: r["finished_at"] for name, r in results.items()}
     again = cli(*args)
     assert again.returncode == 0, again.stderr[-3000:]

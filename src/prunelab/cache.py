@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -107,26 +107,36 @@ def get_or_build(cache_dir: Path, key: str, build: Callable[[Path], None]) -> Pa
     return entry
 
 
-def expand(source: Path, target: Path, members: int) -> Path:
-    """A checkpoint of ``members`` copies of the one-member checkpoint ``source``.
+def expand(sources: Sequence[Path], target: Path) -> Path:
+    """A checkpoint of a stack whose member i starts from the one-member checkpoint
+    ``sources[i]`` (the dense-cache entry of its seed).
 
     Every weight, mask and per-weight optimizer buffer (the tensors with a member axis) is
-    repeated over it, so a stack of M jobs resumes exactly as each of them would from
-    ``source``. A stack of one resumes from ``source`` itself (returned as it is); the copy is
-    written atomically to ``target`` otherwise.
+    concatenated over the members; the rest (epoch, step counts, scheduler) is the first
+    source's, equal in all of them (same data, schedule and epochs). So a stack of M jobs
+    resumes exactly as each of them would from its own source. A stack of one resumes from
+    its source itself (returned as it is); the stack's is written atomically to ``target``.
     """
-    if members == 1:
-        return source
-    ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    if len(sources) == 1:
+        return sources[0]
+    loaded = {
+        p: torch.load(p, map_location="cpu", weights_only=True) for p in dict.fromkeys(sources)
+    }
+    members = [loaded[p] for p in sources]
+    ckpt = members[0]
 
-    def rep(t: Any) -> Any:
-        return t.repeat(members, 1, 1) if isinstance(t, torch.Tensor) and t.dim() == 3 else t
+    def cat(values: list[Any]) -> Any:
+        first = values[0]
+        return torch.cat(values) if isinstance(first, torch.Tensor) and first.dim() == 3 else first
 
-    ckpt["state_dict"] = {k: rep(v) for k, v in ckpt["state_dict"].items()}
-    for opt in ckpt.get("optimizer_states", []):
-        opt["state"] = {i: {k: rep(v) for k, v in st.items()} for i, st in opt["state"].items()}
+    ckpt["state_dict"] = {k: cat([m["state_dict"][k] for m in members]) for k in ckpt["state_dict"]}
+    for j, opt in enumerate(ckpt.get("optimizer_states", [])):
+        opt["state"] = {
+            i: {k: cat([m["optimizer_states"][j]["state"][i][k] for m in members]) for k in st}
+            for i, st in opt["state"].items()
+        }
     ckpt["callbacks"] = {}  # the dense phase's pruning callback never pruned
-    ckpt["prunelab"] = {"format": CHECKPOINT_FORMAT, "members": members}
+    ckpt["prunelab"] = {"format": CHECKPOINT_FORMAT, "members": len(sources)}
     with atomic_path(target) as tmp:
         torch.save(ckpt, tmp)
     return target

@@ -45,7 +45,7 @@ def mask_optimizer_state(
                 if whole:
                     value.mul_(layer.mask)
                 else:
-                    value[idx] = value[idx] * layer.mask[idx].to(value.device)
+                    value[idx] = value[idx] * layer.mask[idx]
 
 
 class PruningCallback(pl.Callback):

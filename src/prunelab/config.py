@@ -23,10 +23,10 @@ from prunelab.results import config_hash
 from prunelab.schedules import SCHEDULES, lr_horizon
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# Keys in which the members of one stack may differ (each has its own folder and logger);
-# everything else (seed, schedule, data, optimiser, trainer, strategy.prune_output) must be
-# equal.
-MEMBER_KEYS = ("strategy.name", "sparsity", "paths", "logger", "save_model")
+# Keys in which the members of one stack may differ (each has its own folder and logger, and
+# each seed its own init, batch order and dense-cache entry); everything else (schedule, data,
+# optimiser, trainer, strategy.prune_output) must be equal.
+MEMBER_KEYS = ("strategy.name", "sparsity", "seed", "paths", "logger", "save_model")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
@@ -160,7 +160,7 @@ def check_stack(cfgs: Sequence[DictConfig]) -> None:
         check_writable_dir(Path(cfg.paths.output_dir))
     if len({stack_key(c) for c in cfgs}) > 1:
         raise ConfigError(
-            "stacked jobs must differ only in strategy name and sparsity; group them with "
+            "stacked jobs must differ only in strategy name, sparsity and seed; group them with "
             "run.group_jobs (hydra/launcher=stacked does)"
         )
 

@@ -20,7 +20,7 @@ import hashlib
 import importlib.util
 import pickle
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -350,15 +350,27 @@ class BatchLoader:
     Shuffling draws a fresh permutation each epoch from a generator seeded with
     ``seed + epoch``, so an epoch's batches depend only on (seed, epoch), not on history.
     Without ``set_epoch`` calls, each pass advances the epoch by one.
+
+    With ``seeds`` that differ (a stack whose members are runs of different seeds), each
+    member i gets its own order, that of ``seed=seeds[i]``: batches are (M, B, features) and
+    (M, B), each member's rows gathered by its own indices, so it sees exactly the batches of
+    its separate run. Equal seeds keep the shared (B, features) batch.
     """
 
     def __init__(
-        self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        seeds: Sequence[int] | None = None,
     ) -> None:
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.seed = seed
+        distinct = seeds is not None and len(set(seeds)) > 1
+        self.seeds = list(seeds) if distinct else [seeds[0] if seeds else seed]  # type: ignore[index]
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -369,18 +381,24 @@ class BatchLoader:
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
+    def order(self, seed: int) -> Tensor:
+        """This epoch's permutation for ``seed``, on the data's device."""
+        gen = torch.Generator().manual_seed(seed + self.epoch)
+        return torch.randperm(len(self.x), generator=gen).to(self.x.device)
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.x)
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(n, generator=gen).to(self.x.device)
-            self.epoch += 1
-            for i in range(0, n, self.batch_size):
-                idx = order[i : i + self.batch_size]
-                yield self.x[idx], self.y[idx]
-        else:
+        if not self.shuffle:
             for i in range(0, n, self.batch_size):
                 yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+            return
+        orders = torch.stack([self.order(s) for s in self.seeds])
+        self.epoch += 1
+        for i in range(0, n, self.batch_size):
+            idx = orders[:, i : i + self.batch_size]
+            if len(self.seeds) == 1:
+                idx = idx[0]
+            yield self.x[idx], self.y[idx]
 
 
 def dataset_summary(raw: RawDataset) -> str:

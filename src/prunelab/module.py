@@ -56,7 +56,7 @@ class MemberMetrics(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.long), "sum")
 
     def update(self, losses: Tensor, logits: Tensor, y: Tensor) -> None:
-        """``losses`` (M,) batch means, ``logits`` (M, B, C), ``y`` (B,)."""
+        """``losses`` (M,) batch means, ``logits`` (M, B, C), ``y`` (B,) or (M, B)."""
         n = y.shape[-1]
         self.loss_sum += losses.detach().to(torch.float64) * n
         self.correct += (logits.argmax(dim=-1) == y).sum(dim=-1)
@@ -68,9 +68,11 @@ class MemberMetrics(Metric):
 
 
 def member_losses(logits: Tensor, y: Tensor) -> Tensor:
-    """Each member's mean cross-entropy over the batch, (M,), from logits (M, B, C)."""
+    """Each member's mean cross-entropy over the batch, (M,), from logits (M, B, C) and
+    labels (B,) shared by all members or (M, B), each member's own."""
     m, b, c = logits.shape
-    per_sample = F.cross_entropy(logits.reshape(m * b, c), y.repeat(m), reduction="none")
+    targets = y.reshape(m * b) if y.dim() == 2 else y.repeat(m)
+    per_sample = F.cross_entropy(logits.reshape(m * b, c), targets, reduction="none")
     return per_sample.view(m, b).mean(dim=1)
 
 

@@ -54,7 +54,9 @@ def smallest_masks(scores: Tensor, n_prune: Sequence[int]) -> Tensor:
     below = scores < threshold[:, None]
     at = scores == threshold[:, None]
     still_needed = torch.tensor(clamped, device=scores.device) - below.sum(dim=1)
-    at &= at.cumsum(dim=1) <= still_needed[:, None]  # a tie straddling the cut: lowest first
+    straddling = at.sum(dim=1) > still_needed  # a tie across the cut: lowest index first
+    if bool(straddling.any()):  # rare with float weights: skip the cumsum otherwise
+        at[straddling] &= at[straddling].cumsum(dim=1) <= still_needed[straddling, None]
     return ~(below | at)
 
 

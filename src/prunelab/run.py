@@ -1,10 +1,11 @@
 """The one orchestrator: ``run_jobs(cfgs)`` trains a list of jobs as one stack.
 
 A single run is a list of one (``run_job``); ``hydra/launcher=stacked`` hands over groups of
-jobs that differ only in strategy and sparsity (``group_jobs``). Either way the same steps run,
-once: skip finished jobs, check the rest, load the data onto the trainer's device, resume from
-``last.ckpt`` or start from the dense cache, replay earlier log rows, build the members (each
-seeded as its separate run would be), fit, test, and write each job's ``result.json``.
+jobs that differ only in strategy, sparsity and seed (``group_jobs``). Either way the same
+steps run, once: skip finished jobs, check the rest, load the data onto the trainer's device,
+resume from ``last.ckpt`` or start from the dense cache, replay earlier log rows, build the
+members (each seeded as its separate run would be), fit, test, and write each job's
+``result.json``.
 
 On a 2-core CPU a stack does not pay (``scripts/bench_train.py``); on a GPU it is the fast
 path, since one small MLP leaves the device mostly idle.
@@ -26,7 +27,7 @@ from typing import Any, NamedTuple
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from prunelab import cache
@@ -116,6 +117,7 @@ class Fitted(NamedTuple):
     module: PruningModule
     pruning: PruningCallback
     summary: EpochSummary
+    checkpoint: LastCheckpoint | None
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Start:
     ckpt: Path | None
     rows: list[Rows]
     resumed_after_epoch: int | None = None
-    dense: Path | None = None
+    dense: list[Path] | None = None  # each member's dense-cache checkpoint
 
 
 def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
@@ -139,7 +141,8 @@ def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
     outs = [Path(c.paths.output_dir) for c in cfgs]
     workdir = stack_workdir(outs)
     workdir.mkdir(parents=True, exist_ok=True)
-    start = starting_point(base, raw, workdir, outs)  # reads the old logs: before the loggers
+    seeds = [int(c.seed) for c in cfgs]
+    start = starting_point(base, raw, workdir, outs, seeds)  # reads old logs: before the loggers
     loggers = [hydra.utils.instantiate(c.logger) for c in cfgs]
     for rows, logger in zip(start.rows, loggers, strict=True):
         replay(rows, logger)
@@ -147,11 +150,11 @@ def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
     if len(cfgs) > 1:
         log.info("stacked run of %d members → %s", len(cfgs), workdir)
     fit_started = time.perf_counter()
-    trainer, module, pruning, summary = fit(
+    trainer, module, pruning, summary, checkpoint = fit(
         cfgs, raw, workdir, loggers, total_epochs(base), start.ckpt
     )
     fit_time = time.perf_counter() - fit_started
-    _, evals = loaders(base, raw, trainer.strategy.root_device)
+    _, evals = loaders(base, raw, trainer.strategy.root_device, seeds)
     trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
     for logger in loggers:
         logger.finalize("success")
@@ -167,7 +170,8 @@ def train_stack(cfgs: Sequence[DictConfig]) -> list[dict[str, Any]]:
             "inference": measure_inference(cfg, net),
             "fit_time_s": fit_time,
             "epoch_time_s": median_epoch_time(summary.epoch_times),
-            "dense_cache": str(start.dense) if start.dense else None,
+            "checkpoint_time_s": checkpoint.saved_s if checkpoint else None,
+            "dense_cache": str(start.dense[i]) if start.dense else None,
             "resumed_after_epoch": start.resumed_after_epoch,
             "stacked": {"members": len(cfgs), "index": i, "workdir": str(workdir)},
         }
@@ -192,19 +196,29 @@ def stack_workdir(job_dirs: Sequence[Path]) -> Path:
 
 
 def starting_point(
-    base: DictConfig, raw: RawDataset, workdir: Path, job_dirs: Sequence[Path]
+    base: DictConfig, raw: RawDataset, workdir: Path, job_dirs: Sequence[Path], seeds: list[int]
 ) -> Start:
     """The stack's own ``last.ckpt`` if it left one; else, with dense epochs to train, the
-    dense cache's entry (trained first if absent) expanded over the stack; else nothing."""
+    dense cache's entries of the members' seeds (trained first if absent) stacked over the
+    members; else nothing."""
     ckpt, epoch, rows = resumed(workdir, [d / "metrics.csv" for d in job_dirs])
     if ckpt is not None:
         return Start(ckpt, rows, resumed_after_epoch=epoch + 1)
     if base.dense_cache and base.schedule.epochs > 0:
-        entry = dense_entry(base, raw)
-        dense = entry / cache.CHECKPOINT
-        ckpt = cache.expand(dense, workdir / EXPANDED_CKPT, len(job_dirs))
-        return Start(ckpt, [read_rows(entry / cache.METRICS)] * len(job_dirs), dense=dense)
+        entries = {seed: dense_entry(with_seed(base, seed), raw) for seed in dict.fromkeys(seeds)}
+        members = [entries[seed] for seed in seeds]  # each member from its seed's entry
+        sources = [entry / cache.CHECKPOINT for entry in members]
+        ckpt = cache.expand(sources, workdir / EXPANDED_CKPT)
+        return Start(ckpt, [read_rows(e / cache.METRICS) for e in members], dense=sources)
     return Start(None, rows)
+
+
+def with_seed(cfg: DictConfig, seed: int) -> DictConfig:
+    """``cfg`` with its seed replaced: the config of another seed's dense phase."""
+    out = cfg.copy()
+    with open_dict(out):
+        out.seed = seed
+    return out
 
 
 def fit(
@@ -231,9 +245,11 @@ def fit(
     pruning = pruning_callback(cfgs)
     summary = EpochSummary()
     callbacks: list[pl.Callback] = [pruning, summary]
+    checkpoint = None
     if base.checkpoint_every_n_epochs:
         every, share = base.checkpoint_every_n_epochs, base.get("checkpoint_max_share", 1.0)
-        callbacks.append(LastCheckpoint(workdir / LAST_CKPT, every, share))
+        checkpoint = LastCheckpoint(workdir / LAST_CKPT, every, share)
+        callbacks.append(checkpoint)
     trainer = pl.Trainer(
         **OmegaConf.to_container(base.trainer),
         max_epochs=max_epochs,
@@ -242,10 +258,10 @@ def fit(
         enable_checkpointing=False,
         default_root_dir=workdir,
     )
-    train_loader, evals = loaders(base, raw, trainer.strategy.root_device)
+    train_loader, evals = loaders(base, raw, trainer.strategy.root_device, [c.seed for c in cfgs])
     val = [evals[s] for s in module.val_splits]
     trainer.fit(module, train_loader, val, ckpt_path=ckpt, weights_only=True)
-    return Fitted(trainer, module, pruning, summary)
+    return Fitted(trainer, module, pruning, summary, checkpoint)
 
 
 def median_epoch_time(times: Sequence[float]) -> float | None:
@@ -276,7 +292,7 @@ def dense_entry(cfg: DictConfig, raw: RawDataset) -> Path:
 
 def pruning_callback(cfgs: Sequence[DictConfig]) -> PruningCallback:
     """The pruning callback of a stack of ``cfgs`` (member i is job ``cfgs[i]``; they share
-    all but strategy and sparsity, ``config.check_stack``)."""
+    all but strategy, sparsity and seed, ``config.check_stack``)."""
     cfg = cfgs[0]
     return PruningCallback(
         [c.strategy.name for c in cfgs],
@@ -299,10 +315,11 @@ def load_data(cfg: DictConfig) -> RawDataset:
 
 
 def loaders(
-    cfg: DictConfig, raw: RawDataset, device: torch.device
+    cfg: DictConfig, raw: RawDataset, device: torch.device, seeds: Sequence[int]
 ) -> tuple[BatchLoader, dict[str, BatchLoader]]:
-    """The training loader and the evaluation loaders of ``cfg``, their tensors on ``device``
-    (normalised and moved once per process and device)."""
+    """The training loader of a stack of members seeded ``seeds`` (each with its seed's batch
+    order) and the evaluation loaders of ``cfg``, their tensors on ``device`` (normalised and
+    moved once per process and device)."""
     splits = cached_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
     bs, n = cfg.data.eval_batch_size, cfg.data.eval_train_limit
     evals = {
@@ -310,7 +327,7 @@ def loaders(
         "val": BatchLoader(*splits.val, bs),
         "test": BatchLoader(*splits.test, bs),
     }
-    train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
+    train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seeds=seeds)
     return train_loader, evals
 
 

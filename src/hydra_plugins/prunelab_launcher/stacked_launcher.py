@@ -1,11 +1,11 @@
 """``hydra/launcher=stacked``: run a sweep's jobs as stacks (``prunelab.run.run_jobs``).
 
 Hydra first sets up every job as its basic launcher would (its folder, ``.hydra/`` record and
-log), then jobs that differ only in strategy and sparsity train together as one stack (the
-same orchestrator the default launcher calls with one job at a time), each member writing
-its own ``metrics.csv`` and ``result.json`` into its own folder. A finished job is skipped,
-so re-running the command resumes an interrupted sweep. Kept free of heavy imports: Hydra
-imports every plugin at start-up.
+log), then jobs that differ only in strategy, sparsity and seed train together as one stack
+(the same orchestrator the default launcher calls with one job at a time), each member
+writing its own ``metrics.csv`` and ``result.json`` into its own folder. A finished job is
+skipped, so re-running the command resumes an interrupted sweep. Kept free of heavy imports:
+Hydra imports every plugin at start-up.
 """
 
 from __future__ import annotations
