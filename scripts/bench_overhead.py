@@ -7,7 +7,7 @@ batch size, and both track loss and accuracy. Epochs are interleaved (bare, Ligh
     python scripts/bench_overhead.py            # batch 512, 3 timed epochs each
     python scripts/bench_overhead.py --reps 5 --limit 20000
 
-Goals (DESIGN §5): Lightning / bare ≤ 1.10; all-layer masks ≤ 25 ms (weight), ≤ 2 ms (neuron).
+Goals: Lightning / bare ≤ 1.10; all-layer masks ≤ 25 ms (weight), ≤ 2 ms (neuron).
 """
 
 from __future__ import annotations

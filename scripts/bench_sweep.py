@@ -5,7 +5,7 @@ Runs, back to back in one invocation and each in a fresh process and fresh folde
 1. one run of the challenge config without the dense cache (dense training + prune + evaluate);
 2. the challenge sweep for one seed (2 strategies × 10 sparsities) with an empty dense cache.
 
-and prints sweep / single. Goal (DESIGN §5, issue 4): ≤ 1.3, i.e. the sweep costs one dense
+and prints sweep / single. Goal (issue 4): ≤ 1.3, i.e. the sweep costs one dense
 training plus a little per pruned config, not twenty trainings.
 
     python scripts/bench_sweep.py                # the challenge's 10 dense epochs

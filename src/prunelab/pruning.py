@@ -1,6 +1,6 @@
 """Pure pruning functions: weights in, boolean keep-masks out.
 
-Conventions (DESIGN §2). The seed writes ``out = relu(x · W)`` with ``W`` of shape (in, out);
+Conventions. The seed writes ``out = relu(x · W)`` with ``W`` of shape (in, out);
 ``nn.Linear`` stores the transpose (out, in), so a *unit* (neuron) of a layer is a **row** of
 ``linear.weight``. A mask is ``True`` where a weight is kept.
 
@@ -43,7 +43,7 @@ def smallest_masks(scores: Tensor, n_prune: Sequence[int]) -> Tensor:
     handful of tensor operations, not 60 loops). Ties at a row's threshold are broken by
     index (lower index pruned first), so the result is deterministic across runs, machines
     and stack sizes: a member's mask does not depend on the other rows. A selection per row,
-    never a full sort on the CPU (DESIGN §2).
+    never a full sort on the CPU (numpy's introselect is the fastest threshold there).
     """
     m, n = scores.shape
     if m == 0 or n == 0:

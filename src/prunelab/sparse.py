@@ -4,7 +4,7 @@
 ``pruning.alive_units``) and the matching input columns of the next layer, leaving a smaller
 *dense* MLP with the same logits. Unit pruning at k removes about k of each hidden layer's
 rows and k of the next layer's columns, so the compact model needs ≈ (1-k)² of the FLOPs: the
-evaluation of a unit-pruned model gets that much faster (DESIGN §5).
+evaluation of a unit-pruned model gets that much faster (``scripts/bench_sparse.py``).
 
 ``export`` goes further for inference: weight-pruned layers sparse enough to pay become
 ``torch.sparse_csr`` matrices (int32 indices). ``save_export``/``load_export`` store the result

@@ -38,13 +38,22 @@ def _hydra_entry(cfg: DictConfig) -> float:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and gpus.uses_gpu_pool(HydraConfig.get()):
         log.info("worker holds GPU %d", gpus.claim_gpu(gpus.gpu_count()))
-    [outcome] = run_jobs([cfg])
+    [outcome] = run_jobs([cfg], progress_bar=wants_progress_bar(cfg, multirun))
     if not isinstance(outcome, BaseException):
         return outcome["test_acc"]
     if multirun or not isinstance(outcome, PrunelabError):
         raise outcome
     print(f"error: {outcome}", file=sys.stderr)
     sys.exit(1)
+
+
+def wants_progress_bar(cfg: DictConfig, multirun: bool) -> bool:
+    """``progress_bar``: ``auto`` gives a single run in a terminal a progress bar; sweeps and
+    output to files keep one line per epoch."""
+    setting = cfg.get("progress_bar", "auto")
+    if setting == "auto":
+        return not multirun and sys.stderr.isatty()
+    return bool(setting)
 
 
 def main() -> None:

