@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from prunelab import gpus
 from prunelab.config import CONF_DIR, check_argv
 from prunelab.errors import ConfigError, PrunelabError
-from prunelab.run import run_jobs
+from prunelab.run import run_jobs, unrecovered_note
 
 log = logging.getLogger("prunelab")
 
@@ -40,6 +40,8 @@ def _hydra_entry(cfg: DictConfig) -> float:
         log.info("worker holds GPU %d", gpus.claim_gpu(gpus.gpu_count()))
     [outcome] = run_jobs([cfg], progress_bar=wants_progress_bar(cfg, multirun))
     if not isinstance(outcome, BaseException):
+        if not multirun and (note := unrecovered_note(outcome)):
+            log.info(note)
         return outcome["test_acc"]
     if multirun or not isinstance(outcome, PrunelabError):
         raise outcome
@@ -49,10 +51,11 @@ def _hydra_entry(cfg: DictConfig) -> float:
 
 def wants_progress_bar(cfg: DictConfig, multirun: bool) -> bool:
     """``progress_bar``: ``auto`` gives a single run in a terminal a progress bar; sweeps and
-    output to files keep one line per epoch."""
+    output to files keep one line per epoch. Lightning's bar writes to stdout: that is the
+    stream that must be a terminal."""
     setting = cfg.get("progress_bar", "auto")
     if setting == "auto":
-        return not multirun and sys.stderr.isatty()
+        return not multirun and sys.stdout.isatty()
     return bool(setting)
 
 
