@@ -278,7 +278,8 @@ def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[st
     """Optimizer and per-epoch LR schedule (``lr_factor``) from a module's hyperparameters.
 
     On CUDA, Adam is fused: one kernel per step for all parameters instead of a dozen, the
-    same update up to rounding. Elsewhere PyTorch's default (``foreach``) implementation runs.
+    same update up to rounding. Elsewhere PyTorch's default implementation runs, so CPU runs
+    keep their bits.
     """
     params = list(params)
     if hp["optimizer"] == "sgd":
