@@ -36,15 +36,15 @@ def install_masks(
     masks: Sequence[Tensor],
     strategy: str,
     ks: Sequence[float],
-    prune_output: bool = False,
-    seeds: Sequence[int] = (0,),
+    prune_output: bool,
+    seeds: Sequence[int],
 ) -> None:
     """Recompute the masks of the prunable layers from ``weights`` and write them in place.
 
     ``weights`` and ``masks`` are (M, out, in) per layer: a stack's tensors, or one model's
-    with a member axis of 1 in front. The masks are copied into the existing buffers (which
-    keeps them on the model's device whatever device the selection ran on) and the weights
-    they remove are zeroed.
+    with a member axis of 1 in front; ``ks`` and ``seeds`` have one entry per member. The
+    masks are copied into the existing buffers (which keeps them on the model's device
+    whatever device the selection ran on) and the weights they remove are zeroed.
     """
     chosen = [i for i, p in enumerate(prunable_layers(len(weights), prune_output)) if p]
     new = stacked_masks(strategy, [weights[i] for i in chosen], ks, seeds)
