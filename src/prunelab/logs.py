@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import CSVLogger, Logger
 
 MEMBER_KEY = re.compile(r"^m(\d+)/(.*)$")
+
+
+def csv_log(save_dir: str | Path) -> CSVLogger:
+    """A job's ``metrics.csv`` directly in ``save_dir``, every row on disk as it is logged (a
+    killed run that resumes keeps its curves). ``logger=csv``, the default, is this."""
+    return CSVLogger(save_dir, name="", version="", flush_logs_every_n_steps=1)
 
 
 class FanOut(Logger):
@@ -67,11 +74,11 @@ class CsvAndTensorBoard(FanOut):
     the dense cache and resume read, in ``save_dir``. Needs ``pip install prunelab[tb]``."""
 
     def __init__(self, save_dir: str) -> None:
-        from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+        from pytorch_lightning.loggers import TensorBoardLogger
 
         super().__init__(
             [
-                CSVLogger(save_dir, name="", version="", flush_logs_every_n_steps=1),
+                csv_log(save_dir),
                 TensorBoardLogger(
                     save_dir, name="tensorboard", version="", default_hp_metric=False
                 ),

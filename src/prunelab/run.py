@@ -28,7 +28,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers import Logger
 
 from prunelab import cache
 from prunelab.callbacks import EpochBar, EpochSummary, LastCheckpoint, PruningCallback
@@ -42,7 +42,7 @@ from prunelab.config import (
 )
 from prunelab.data import BatchLoader, RawDataset, dataset_summary, load_dataset, make_splits
 from prunelab.errors import TrainingError
-from prunelab.logs import MemberLoggers
+from prunelab.logs import MemberLoggers, csv_log
 from prunelab.module import PruningModule
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.results import config_hash, job_result, read_result, save_result, write_error
@@ -164,6 +164,7 @@ def train_stack(cfgs: Sequence[DictConfig], progress_bar: bool = False) -> list[
     results = []
     writing = time.perf_counter()
     figures = pruning.figures(module)
+    epoch_time = median_epoch_time(summary.epoch_times)
     for i, (cfg, out) in enumerate(zip(cfgs, outs, strict=True)):
         net = module.net.unstack(i).cpu()
         run = {
@@ -171,7 +172,7 @@ def train_stack(cfgs: Sequence[DictConfig], progress_bar: bool = False) -> list[
             "data_source": raw.source,
             "inference": measure_inference(cfg, net),
             "fit_time_s": fit_time,
-            "epoch_time_s": median_epoch_time(summary.epoch_times),
+            "epoch_time_s": epoch_time,
             "checkpoint_time_s": checkpoint.saved_s if checkpoint else None,
             "dense_cache": str(start.dense[i]) if start.dense else None,
             "resumed_after_epoch": start.resumed_after_epoch,
@@ -284,7 +285,7 @@ def dense_entry(cfg: DictConfig, raw: RawDataset) -> Path:
     def build(workdir: Path) -> None:
         log.info("training the dense model (%d epochs) for the cache", cfg.schedule.epochs)
         ckpt, _, [rows] = resumed(workdir, [workdir / cache.METRICS])
-        csv = CSVLogger(workdir, name="", version="", flush_logs_every_n_steps=1)
+        csv = csv_log(workdir)
         replay(rows, csv)
         trainer = fit([cfg], raw, workdir, [csv], cfg.schedule.epochs, ckpt).trainer
         csv.finalize("success")
