@@ -154,6 +154,7 @@ def test_effective_sparsity_counts_dead_columns_of_the_next_layer():
     assert fig["flops/compact"] == 2 * (3 * 4 + 3 * 3 + 2 * 3)
     assert fig["flops/dense"] == 2 * (24 + 36 + 12)
     assert fig["sparsity/layer3"] == 0.0
+    assert [fig[f"dead_units/layer{i}"] for i in (1, 2, 3)] == [3, 3, 0]
 
 
 def test_a_unit_that_feeds_nothing_is_dead_too():

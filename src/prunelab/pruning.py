@@ -215,6 +215,8 @@ def stacked_sparsity_report(
 
     - ``sparsity/nominal``: the k asked for;
     - ``sparsity/layerN``: actual masked fraction of layer N (1-based);
+    - ``dead_units/layerN``: output units of layer N that no longer influence the logits
+      (``stacked_alive_units``; always 0 for the output layer);
     - ``sparsity/global``: masked fraction over all prunable weights;
     - ``sparsity/effective``: fraction of prunable weights that are masked *or* useless
       because their input or output unit is dead, so unit pruning counts the next layer's
@@ -226,20 +228,22 @@ def stacked_sparsity_report(
     alive = stacked_alive_units(masks)
     first = masks[0]
     live_in = torch.ones(first.shape[0], first.shape[2], dtype=torch.bool, device=first.device)
-    kept, live, compact = [], [], []  # per layer, (M,) counts
+    kept, live, compact, dead = [], [], [], []  # per layer, (M,) counts
     for m, a in zip(masks, alive, strict=True):
         kept.append(m.sum(dim=(1, 2)))
+        dead.append(a.shape[1] - a.sum(dim=1))
         live.append((m & a[:, :, None] & live_in[:, None, :]).sum(dim=(1, 2)))
         compact.append(a.sum(dim=1) * live_in.sum(dim=1))
         live_in = a
-    counts = torch.stack([torch.stack(c, dim=1) for c in (kept, live, compact)]).tolist()
+    counts = torch.stack([torch.stack(c, dim=1) for c in (kept, live, compact, dead)]).tolist()
     sizes = [m[0].numel() for m in masks]
     prunable_total = sum(n for n, p in zip(sizes, prunable, strict=True) if p)
     reports = []
-    for k, n_kept, n_live, macs in zip(ks, *counts, strict=True):
+    for k, n_kept, n_live, macs, n_dead in zip(ks, *counts, strict=True):
         fig: dict[str, float] = {"sparsity/nominal": float(k)}
         for i, n in enumerate(sizes):
             fig[f"sparsity/layer{i + 1}"] = 1.0 - n_kept[i] / n
+            fig[f"dead_units/layer{i + 1}"] = float(n_dead[i])
         pruned = sum(n - c for n, c, p in zip(sizes, n_kept, prunable, strict=True) if p)
         removed = sum(n - c for n, c, p in zip(sizes, n_live, prunable, strict=True) if p)
         fig["sparsity/global"] = pruned / prunable_total if prunable_total else 0.0
