@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge results smoke test test-all lint bench clean
+.PHONY: install challenge results results2 smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ lint: install
 # 3 seeds; about 45 min on 2 CPU cores.
 results: install
 	PY=$(PY) bash scripts/run_results.sh
+
+# docs/RESULTS.md, second round: Han et al.'s LeNet-300-100, lottery tickets, fine-tune length,
+# one-shot robustness; 3 seeds each; about an hour on 2 CPU cores.
+results2: install
+	PY=$(PY) bash scripts/run_results2.sh
 
 bench: install
 	$(PY) scripts/bench_overhead.py

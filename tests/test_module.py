@@ -15,7 +15,7 @@ from prunelab.callbacks import (
 )
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
-from prunelab.module import PruningModule, lr_factor
+from prunelab.module import CHECKPOINT_FORMAT, PruningModule, build_optimizers, lr_factor
 from prunelab.nets import MaskedMLP, StackedMLP
 
 SMALL = [784, 64, 48, 32, 10]
@@ -85,7 +85,7 @@ def test_pruned_weights_stay_exactly_zero_through_200_adam_steps_and_a_checkpoin
         assert torch.equal(a.weight, b.weight)
         assert int((a.weight[~a.mask] != 0).sum()) == 0
     assert state["callbacks"]["PruningCallback"]["current"] == [0.7]
-    assert state["prunelab"] == {"format": 3, "members": 1}
+    assert state["prunelab"] == {"format": CHECKPOINT_FORMAT, "members": 1}
 
 
 def test_pruning_happens_before_the_reported_test_even_without_finetuning(tmp_path):
@@ -206,3 +206,22 @@ def test_last_checkpoint_saves_within_its_share_and_never_after_the_last_epoch(
     x = torch.randn(64, 784)
     t.fit(module, BatchLoader(x, torch.zeros(64, dtype=torch.long), 32))
     assert saved == saved_after
+
+
+def test_with_steps_per_epoch_fine_tuning_anneals_within_its_epochs_and_dense_keeps_its_own():
+    hp = {
+        "optimizer": "adam", "lr": 1.0, "weight_decay": 0.0, "lr_schedule": "cosine",
+        "dense_epochs": 2, "finetune_lr_scale": 1.0, "total_epochs": 3, "steps_per_epoch": 4,
+    }  # fmt: skip
+    opt_cfg = build_optimizers([torch.nn.Parameter(torch.zeros(1))], hp)
+    opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
+    assert opt_cfg["lr_scheduler"]["interval"] == "step"
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    per_epoch = [lr_factor("cosine", 2, 1.0, e, total_epochs=3) for e in range(2)]
+    assert lrs[:8] == [per_epoch[0]] * 4 + [per_epoch[1]] * 4, "dense: one factor per epoch"
+    tail = lrs[8:]
+    assert tail == sorted(tail, reverse=True) and tail[-1] < 0.25 * tail[0], "anneals in-epoch"

@@ -185,3 +185,26 @@ def test_placement_is_checked_whenever_a_fit_starts(make_cfg, monkeypatch):
     )
     run_job(make_cfg(SMALL, "data.limit=200", "schedule.epochs=1", "schedule.finetune_epochs=1"))
     assert len(checked) == 3, "the cache build's fit, the run's fit and its test"
+
+
+@pytest.mark.parametrize("reinit", [False, True])
+@pytest.mark.parametrize("precision", ["32-true", "64-true"])
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_a_lottery_ticket_from_the_averaged_dense_cache_has_everything_in_place_after_rewinding(
+    make_cfg, seen, monkeypatch, device, precision, reinit
+):
+    real = PruningModule.rewind
+
+    def rewind(self, fresh=None):
+        real(self, fresh)
+        seen.append(("rewind", snapshot(self, self.trainer.optimizers)))
+
+    monkeypatch.setattr(PruningModule, "rewind", rewind)
+    cfg = make_cfg(
+        *overrides(device, precision, "schedule=lottery", "schedule.epochs=2",
+                   "optim.average_epochs=2", f"schedule.reinit={str(reinit).lower()}")
+    )  # fmt: skip
+    result = run_job(cfg)
+    assert result["dense_cache"] is not None
+    assert any(kind == "rewind" for kind, _ in seen)
+    assert_in_place(seen, device, precision)

@@ -48,7 +48,10 @@ def assert_nothing_written(run_dir: Path) -> None:
 
 CLI_BAD_INPUTS = [
     (["strategy=magnitude"], "unknown strategy 'magnitude'; choose one of:"),
-    (["schedule=cosine"], "unknown schedule 'cosine'; choose one of: gradual, iterative, oneshot"),
+    (
+        ["schedule=cosine"],
+        "unknown schedule 'cosine'; choose one of: gradual, iterative, lottery, oneshot",
+    ),
     (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist"),
     (["sparsity=-0.1"], "sparsity must be in [0, 1), got -0.1"),
     (["sparsity=1.0"], "sparsity must be in [0, 1), got 1.0"),
@@ -61,6 +64,14 @@ CLI_BAD_INPUTS = [
     (
         ["schedule=iterative", "schedule.ramp_epochs=0"],
         "schedule.ramp_epochs must be ≥ 1 for the iterative schedule",
+    ),
+    (
+        ["strategy.layer_sparsity=[0.9,0.9]"],
+        "strategy.layer_sparsity needs one value per pruned layer (4 hidden layers)",
+    ),
+    (
+        ["schedule=lottery", "schedule.epochs=5", "schedule.rewind_epoch=7"],
+        "schedule.rewind_epoch=7 must be below schedule.epochs=5",
     ),
     (
         ["float32_matmul_precision=tf32"],

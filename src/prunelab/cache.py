@@ -23,12 +23,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from prunelab.config import lr_epochs
+from prunelab.config import lr_epochs, rewind_epoch
 from prunelab.module import CHECKPOINT_FORMAT
 from prunelab.results import atomic_path, config_hash
 
 # 2: checkpoints of a stack of one, weights (1, out, in); version 1 had no member axis.
-CACHE_VERSION = 2
+# 3: the learning-rate scheduler counts steps, not epochs.
+CACHE_VERSION = 3
 CHECKPOINT = "dense.ckpt"
 METRICS = "metrics.csv"
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def dense_settings(cfg: DictConfig) -> dict[str, Any]:
     # Each absent at its default, so that adding it left older keys valid.
     if lr_epochs(cfg) != cfg.schedule.epochs:
         settings["lr_epochs"] = lr_epochs(cfg)
+    if rewind_epoch(cfg) is not None:  # its checkpoint holds the lottery's weight snapshot
+        settings["rewind_epoch"] = rewind_epoch(cfg)
     if cfg.get("float32_matmul_precision", "highest") != "highest":
         settings["float32_matmul_precision"] = cfg.float32_matmul_precision
     return settings

@@ -20,7 +20,9 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
-from prunelab.nets import StackedMLP
+from prunelab.module import member_accuracy
+from prunelab.nets import StackedMLP, fresh_weights
+from prunelab.pruning import Sparsity
 from prunelab.results import atomic_path
 from prunelab.schedules import iterative_prunes_after, iterative_releases_at, target_sparsity
 
@@ -59,8 +61,14 @@ class PruningCallback(pl.Callback):
     after). Gradual: from there, masks are recomputed on a cubic ramp every
     ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Iterative: for ``ramp_epochs``
     epochs, masks are lifted at each epoch's start and recomputed at k after its last step.
-    Whatever the schedule, the reported test sees the final k (pruned at its start if
-    training ended first). Outside those events, masks are fixed.
+    Lottery: prune as one-shot, then rewind the surviving weights (``PruningModule.rewind``)
+    to the module's snapshot, or to fresh random ones with ``reinit`` (the control), and
+    restart the optimizer. Whatever the schedule, the reported test sees the final k (pruned
+    at its start if training ended first). Outside those events, masks are fixed.
+
+    ``layer_sparsity`` (shared by the stack) gives each pruned layer its own final k; a
+    member's layers then follow that profile scaled by the member's current k over its final
+    one (exactly the profile at the end of a gradual ramp).
 
     One callback for the whole stack: a step costs one schedule lookup whatever M, and a
     prune event one batched selection per strategy. Figures are recorded once per epoch as
@@ -77,6 +85,8 @@ class PruningCallback(pl.Callback):
         ramp_epochs: int = 0,
         prune_every_steps: int = 1,
         schedule: str = "oneshot",
+        layer_sparsity: Sequence[float] | None = None,
+        reinit: bool = False,
     ) -> None:
         super().__init__()
         self.strategies = list(strategies)
@@ -87,6 +97,8 @@ class PruningCallback(pl.Callback):
         self.ramp_epochs = ramp_epochs
         self.prune_every_steps = prune_every_steps
         self.schedule = schedule
+        self.layer_sparsity = None if layer_sparsity is None else [float(k) for k in layer_sparsity]
+        self.reinit = reinit
         # sparsity each member's masks were last computed at; None while dense
         self.current: list[float | None] = [None] * len(self.strategies)
         self._figures: list[dict[str, float]] | None = None  # until the masks change
@@ -116,7 +128,8 @@ class PruningCallback(pl.Callback):
             group = [j for j, i in enumerate(members) if self.strategies[i] == strategy]
             chosen = [members[j] for j in group]
             seeds = [self.seeds[i] for i in chosen]
-            net.prune(chosen, strategy, [ks[j] for j in group], self.prune_output, seeds)
+            layer_ks = [self.member_sparsity(members[j], ks[j]) for j in group]
+            net.prune(chosen, strategy, layer_ks, self.prune_output, seeds)
         if trainer.state.fn == TrainerFn.FITTING:
             for opt in trainer.optimizers:
                 mask_optimizer_state(opt, net, members)
@@ -124,6 +137,29 @@ class PruningCallback(pl.Callback):
             self.current[i] = k
         self._figures = None
         self.log_prune(pl_module, members)
+
+    def member_sparsity(self, member: int, k: float) -> Sparsity:
+        """What member ``member``'s masks are computed at when its nominal sparsity is ``k``:
+        ``k`` itself, or the ``layer_sparsity`` profile scaled by ``k`` over its final k."""
+        if self.layer_sparsity is None:
+            return k
+        final = self.sparsities[member]
+        ratio = k / final if final else 0.0
+        return [lk * ratio for lk in self.layer_sparsity]
+
+    def rewind(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lottery: every member's surviving weights back to their snapshot (or fresh ones,
+        drawn from each member's own reinit stream), and a fresh optimizer state."""
+        fresh = None
+        if self.reinit:
+            weight = pl_module.net.layers[0].weight
+            fresh = fresh_weights(pl_module.net.sizes, self.seeds, weight.device, weight.dtype)
+        pl_module.rewind(fresh)
+        log.info(
+            "rewound %s to %s",
+            "members" if len(self.seeds) > 1 else "the model",
+            "fresh random weights (reinit control)" if self.reinit else "the snapshot",
+        )
 
     def log_prune(self, pl_module: pl.LightningModule, members: Sequence[int]) -> None:
         """One line per member at its final k; iterative's repeated prunes only at DEBUG."""
@@ -188,6 +224,8 @@ class PruningCallback(pl.Callback):
         due = [i for i, k in enumerate(targets) if k is not None and k != self.current[i]]
         if due:
             self.prune(trainer, pl_module, due, [targets[i] for i in due])  # type: ignore[misc]
+            if self.schedule == "lottery":
+                self.rewind(trainer, pl_module)
 
     def on_train_batch_end(
         self,
@@ -216,6 +254,121 @@ class PruningCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.current = list(state_dict["current"])
         self._figures = None
+
+
+class WeightAveraging(pl.Callback):
+    """The dense model as the mean of the weights at the end of each of the dense phase's
+    last ``epochs`` epochs (Polyak averaging; SWA without batch norm to recompute).
+
+    A model trained at a high rate and averaged sits in a wider basin than one annealed to a
+    point, which is what a one-shot prune needs: removing 90 % of the weights at once is a
+    large perturbation (docs/RESULTS.md). Applied after the last step of the dense phase, so
+    its validation, its cache entry and everything after see the averaged model. The running
+    mean is callback state, so a run killed mid-way resumes with it.
+    """
+
+    def __init__(self, epochs: int, dense_epochs: int) -> None:
+        super().__init__()
+        self.first, self.last = dense_epochs - epochs, dense_epochs - 1
+        self.mean: list[Tensor] = []
+        self.count = 0
+
+    @torch.no_grad()
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        epoch = trainer.current_epoch
+        if batch_idx + 1 != trainer.num_training_batches or not self.first <= epoch <= self.last:
+            return
+        weights = [layer.weight for layer in pl_module.net.layers]
+        if not self.mean:
+            self.mean, self.count = [w.detach().clone() for w in weights], 0
+        self.mean = [m.to(w) for m, w in zip(self.mean, weights, strict=True)]  # after a resume
+        self.count += 1
+        for mean, w in zip(self.mean, weights, strict=True):
+            mean.add_((w - mean) / self.count)  # after the first epoch: mean == w
+        if epoch == self.last:
+            for mean, w in zip(self.mean, weights, strict=True):
+                w.copy_(mean)
+            log.info("dense model = mean of the last %d epochs' weights", self.count)
+            self.mean, self.count = [], 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "count": self.count}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mean, self.count = list(state_dict["mean"]), int(state_dict["count"])
+
+
+class FinetuneGuard(pl.Callback):
+    """Fine-tuning never leaves a model worse than it found it, as validation sees it.
+
+    At the first fine-tuning step (``start_epoch``; the masks are final by then) each
+    member's weights and validation accuracy are kept; when training ends, a member whose
+    validation accuracy fell gets those weights back; ``m<i>/final/finetune_reverted`` says
+    so and ``finetune_val_before`` / ``_after`` give both accuracies.
+
+    Why not a gentler rate instead: restarting the rate kicks a converged model out of its
+    minimum, and a short fine-tune cannot always anneal it back (a dense model lost 0.2
+    points to one epoch at the full rate), while unit pruning at k = 90 % needs that rate
+    (94.5 % after one epoch, 73 % at 0.3 of it; docs/RESULTS.md), and the members of a stack
+    share one rate. The test split is never consulted.
+    """
+
+    def __init__(self, start_epoch: int) -> None:
+        super().__init__()
+        self.start_epoch = start_epoch
+        self.before: list[Tensor] = []
+        self.before_acc: list[float] = []
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.before or trainer.global_step != self.start_epoch * trainer.num_training_batches:
+            return
+        loaders = trainer.val_dataloaders
+        val = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        self.before = [layer.weight.detach().clone() for layer in pl_module.net.layers]
+        with trainer.precision_plugin.forward_context():  # bf16 autocast as validation has it
+            self.before_acc = member_accuracy(pl_module.net, val)
+
+    @torch.no_grad()
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.before:
+            return
+        after = [pl_module.figures[f"m{i}/val/acc"] for i in range(len(self.before_acc))]
+        worse = [i for i, (b, a) in enumerate(zip(self.before_acc, after, strict=True)) if a < b]
+        if worse:
+            idx = torch.tensor(worse, device=pl_module.net.layers[0].weight.device)
+            for layer, before in zip(pl_module.net.layers, self.before, strict=True):
+                layer.weight[idx] = before.to(layer.weight)[idx]
+            log.info(
+                "fine-tuning lowered the validation accuracy of member(s) %s (%s → %s): "
+                "their weights from before it are restored",
+                worse,
+                ", ".join(f"{self.before_acc[i]:.4f}" for i in worse),
+                ", ".join(f"{after[i]:.4f}" for i in worse),
+            )
+        for i, (b, a) in enumerate(zip(self.before_acc, after, strict=True)):
+            pl_module.record(
+                {
+                    f"m{i}/final/finetune_reverted": float(i in worse),
+                    f"m{i}/final/finetune_val_before": b,
+                    f"m{i}/final/finetune_val_after": a,
+                }
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"before": self.before, "before_acc": self.before_acc}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.before = list(state_dict["before"])
+        self.before_acc = [float(a) for a in state_dict["before_acc"]]
 
 
 class EpochSummary(pl.Callback):

@@ -9,6 +9,7 @@ command line; ``run.py`` calls ``check_stack`` on the jobs it is about to train.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from prunelab.errors import ConfigError
+from prunelab.nets import prunable_layers
 from prunelab.pruning import STRATEGIES
 from prunelab.results import config_hash
 from prunelab.schedules import SCHEDULES, lr_horizon
@@ -47,6 +49,13 @@ def check(cfg: DictConfig) -> None:
     """Refuse a bad job config (see the module docstring)."""
     check_strategy(cfg.strategy.name)
     check_sparsity(cfg.sparsity)
+    check_model_sizes(list(cfg.model.sizes))
+    check_layer_sparsity(cfg)
+    if not isinstance(cfg.get("finetune_guard", False), bool):
+        raise ConfigError(
+            f"finetune_guard must be true or false, got {cfg.finetune_guard!r} "
+            "(e.g. finetune_guard=false to keep every fine-tuned model as it ends)"
+        )
     if cfg.get("progress_bar", "auto") not in ("auto", True, False):
         raise ConfigError(
             f"progress_bar must be auto, true or false, got {cfg.progress_bar!r} "
@@ -54,7 +63,11 @@ def check(cfg: DictConfig) -> None:
         )
     check_schedule(cfg)
     check_optim(cfg.optim)
-    check_model_sizes(list(cfg.model.sizes))
+    if cfg.optim.get("average_epochs", 0) > cfg.schedule.epochs:
+        raise ConfigError(
+            f"optim.average_epochs={cfg.optim.average_epochs} exceeds the {cfg.schedule.epochs} "
+            "dense epochs it averages over (schedule.epochs); use at most that many"
+        )
     if cfg.data.limit is not None:
         whole_number("data.limit", cfg.data.limit, 1, 2000)
     for key in ("batch_size", "eval_batch_size", "eval_train_limit"):
@@ -109,6 +122,41 @@ def check_sparsity(k: object) -> float:
     return k
 
 
+def check_layer_sparsity(cfg: DictConfig) -> None:
+    """``strategy.layer_sparsity``: null, or one k in [0, 1) per pruned layer; ``sparsity``
+    then labels the run and must be 0 (the dense reference) or the profile's global fraction,
+    so that the report's k column stays true."""
+    profile = cfg.strategy.get("layer_sparsity")
+    if profile is None:
+        return
+    sizes = list(cfg.model.sizes)
+    n_weights = [a * b for a, b in itertools.pairwise(sizes)]
+    prunable = prunable_layers(len(n_weights), bool(cfg.strategy.prune_output))
+    pruned = [n for n, p in zip(n_weights, prunable, strict=True) if p]
+    if isinstance(profile, str) or not hasattr(profile, "__len__") or len(profile) != len(pruned):
+        where = "hidden and output" if cfg.strategy.prune_output else "hidden"
+        example = ",".join(["0.9"] * len(pruned))
+        raise ConfigError(
+            f"strategy.layer_sparsity needs one value per pruned layer ({len(pruned)} {where} "
+            f"layers), got {profile!r} (e.g. strategy.layer_sparsity=[{example}]; the output "
+            "layer counts only with strategy.prune_output=true)"
+        )
+    for k in profile:
+        check_sparsity(k)
+    if cfg.strategy.name == "global_weight":
+        raise ConfigError(
+            "strategy.layer_sparsity does not apply to global_weight (its one threshold sets "
+            "each layer's sparsity); use strategy=weight or set strategy.layer_sparsity=null"
+        )
+    overall = sum(k * n for k, n in zip(profile, pruned, strict=True)) / sum(pruned)
+    if cfg.sparsity != 0 and abs(cfg.sparsity - overall) > 0.005:
+        raise ConfigError(
+            f"sparsity={cfg.sparsity} does not match strategy.layer_sparsity, which removes "
+            f"{overall:.4f} of the pruned weights; set sparsity={overall:.4g} (or 0 for the "
+            "dense reference)"
+        )
+
+
 def check_schedule(cfg: DictConfig) -> None:
     sched = cfg.schedule
     if sched.name not in SCHEDULES:
@@ -123,6 +171,23 @@ def check_schedule(cfg: DictConfig) -> None:
         )
     if total_epochs(cfg) == 0:
         raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
+    if sched.name == "lottery":
+        check_lottery(sched)
+
+
+def check_lottery(sched: DictConfig) -> None:
+    """A lottery ticket needs a dense phase to find its mask in, an epoch of it to rewind
+    to, and retraining epochs."""
+    whole_number("schedule.epochs", sched.epochs, 1, 10)
+    whole_number("schedule.finetune_epochs", sched.finetune_epochs, 1, 10)
+    r = whole_number("schedule.rewind_epoch", sched.get("rewind_epoch", 0), 0, 0)
+    if r >= sched.epochs:
+        raise ConfigError(
+            f"schedule.rewind_epoch={r} must be below schedule.epochs={sched.epochs} (0 rewinds "
+            "to the initial weights)"
+        )
+    if not isinstance(sched.get("reinit", False), bool):
+        raise ConfigError(f"schedule.reinit must be true or false, got {sched.reinit!r}")
 
 
 def check_optim(optim: DictConfig) -> None:
@@ -138,6 +203,7 @@ def check_optim(optim: DictConfig) -> None:
             raise ConfigError(f"optim.{key} must be positive, got {value}")
     if not (isinstance(optim.weight_decay, (int, float)) and optim.weight_decay >= 0):
         raise ConfigError(f"optim.weight_decay must be ≥ 0, got {optim.weight_decay}")
+    whole_number("optim.average_epochs", optim.get("average_epochs", 0), 0, 3)
 
 
 def check_model_sizes(sizes: list[Any]) -> None:
@@ -295,4 +361,10 @@ def optim_settings(cfg: DictConfig) -> dict[str, Any]:
         "dense_epochs": lr_epochs(cfg),
         "finetune_lr_scale": o.finetune_lr_scale,
         "total_epochs": total_epochs(cfg),
+        "rewind_epoch": rewind_epoch(cfg),
     }
+
+
+def rewind_epoch(cfg: DictConfig) -> int | None:
+    """The epoch whose weights a lottery ticket is rewound to; None for other schedules."""
+    return cfg.schedule.rewind_epoch if cfg.schedule.name == "lottery" else None

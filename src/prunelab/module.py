@@ -36,8 +36,8 @@ from prunelab.sparse import compact
 
 EVAL_SPLITS = ("train", "val", "test")
 # Written into every checkpoint: 2 = weights and masks with a member axis, (M, out, in);
-# 3 = and one pruning callback for the whole stack.
-CHECKPOINT_FORMAT = 3
+# 3 = and one pruning callback for the whole stack; 4 = a per-step learning-rate scheduler.
+CHECKPOINT_FORMAT = 4
 
 
 class MemberMetrics(Metric):
@@ -90,6 +90,8 @@ class PruningModule(pl.LightningModule):
         finetune_lr_scale: float = 1.0,
         total_epochs: int | None = None,
         val_splits: Sequence[str] = ("val", "test"),
+        steps_per_epoch: int | None = None,
+        rewind_epoch: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -99,6 +101,10 @@ class PruningModule(pl.LightningModule):
         # Keyed "<split>_sums": a ModuleDict key may not shadow a Module method ("train").
         self.sums = nn.ModuleDict({f"{s}_sums": MemberMetrics(len(net)) for s in EVAL_SPLITS})
         self._test_nets: list[nn.Module] = []
+        # Lottery tickets: every member's weights at the start of epoch ``rewind_epoch``, a
+        # buffer so that it travels in checkpoints and the dense cache (``cache.expand``
+        # stacks it over members like the weights).
+        self.snapshot = WeightSnapshot(net) if rewind_epoch is not None else None
         # The latest value of every recorded figure (what Lightning's callback_metrics were),
         # and those not yet written to the logger.
         self.figures: dict[str, float] = {}
@@ -158,6 +164,21 @@ class PruningModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         set_loader_epoch(self)
+        if self.snapshot is not None and self.current_epoch == self.hparams.rewind_epoch:
+            self.snapshot.capture(self.net)
+
+    @torch.no_grad()
+    def rewind(self, fresh: Sequence[Tensor] | None = None) -> None:
+        """Lottery tickets: every weight back to its value at the start of epoch
+        ``rewind_epoch`` (or to ``fresh``, (M, out, in) per layer: the re-initialised
+        control), times its mask, so only the surviving weights come back; and the optimizer
+        state zeroed, the fresh optimizer a ticket retrains with."""
+        assert self.snapshot is not None, "rewind needs a module built with rewind_epoch"
+        sources = fresh if fresh is not None else self.snapshot.weights()
+        for layer, source in zip(self.net.layers, sources, strict=True):
+            layer.weight.copy_(source.to(layer.weight) * layer.mask)
+        for opt in self.trainer.optimizers:
+            reset_optimizer_state(opt)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         # No finiteness check here: it would make every step wait for the device. The sums
@@ -204,6 +225,47 @@ class PruningModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["prunelab"] = {"format": CHECKPOINT_FORMAT, "members": len(self.net)}
+
+
+@torch.no_grad()
+def member_accuracy(net: StackedMLP, loader: Iterable[tuple[Tensor, Tensor]]) -> list[float]:
+    """Each member's accuracy on ``loader``'s batches, read to the host once (inputs in the
+    weights' dtype, as the trainer's precision plugin gives them to ``validation_step``)."""
+    correct, n = None, 0
+    dtype = net.layers[0].weight.dtype
+    for x, y in loader:
+        hits = (net(x.to(dtype)).argmax(dim=-1) == y).sum(dim=-1)
+        correct = hits if correct is None else correct + hits
+        n += y.shape[-1]
+    assert correct is not None, "member_accuracy needs a non-empty loader"
+    return (correct.double() / n).reshape(-1).tolist()
+
+
+@torch.no_grad()
+def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Zero every state tensor of ``optimizer`` (moments, momentum and Adam's step count) in
+    place, so they stay on their devices and in their dtypes: a fresh optimizer."""
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, Tensor):
+                value.zero_()
+
+
+class WeightSnapshot(nn.Module):
+    """A copy of a stack's weights taken at one moment: buffers ``layer<i>``, (M, out, in)."""
+
+    def __init__(self, net: StackedMLP) -> None:
+        super().__init__()
+        for i, layer in enumerate(net.layers):
+            self.register_buffer(f"layer{i}", torch.zeros_like(layer.weight.detach()))
+
+    @torch.no_grad()
+    def capture(self, net: StackedMLP) -> None:
+        for saved, layer in zip(self.weights(), net.layers, strict=True):
+            saved.copy_(layer.weight)
+
+    def weights(self) -> list[Tensor]:
+        return [buf for _, buf in sorted(self.named_buffers(), key=lambda kv: int(kv[0][5:]))]
 
 
 def placement_errors(
@@ -275,7 +337,12 @@ def set_loader_epoch(module: pl.LightningModule) -> None:
 
 
 def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[str, Any]:
-    """Optimizer and per-epoch LR schedule (``lr_factor``) from a module's hyperparameters.
+    """Optimizer and learning-rate schedule (``lr_factor``) from a module's hyperparameters.
+
+    With ``steps_per_epoch`` known (every run's module) the factor is updated after every
+    step, so a fine-tune of one epoch still anneals to ~0 by its last step; the dense phase
+    keeps one factor per epoch, bit for bit what a per-epoch schedule gives. Without it
+    (modules built bare, in tests) the factor changes once per epoch.
 
     On CUDA, Adam is fused: one kernel per step for all parameters instead of a dozen, the
     same update up to rounding. Elsewhere PyTorch's default implementation runs, so CPU runs
@@ -294,7 +361,12 @@ def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[st
         hp["dense_epochs"],
         hp["finetune_lr_scale"],
         total_epochs=hp.get("total_epochs"),
+        rewind_epoch=hp.get("rewind_epoch"),
     )
+    spe = hp.get("steps_per_epoch")
+    if spe:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: factor(step / spe))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
@@ -303,23 +375,40 @@ def lr_factor(
     schedule: str,
     dense_epochs: int,
     finetune_scale: float,
-    epoch: int,
+    epoch: float,
     total_epochs: int | None = None,
+    rewind_epoch: int | None = None,
 ) -> float:
-    """Learning-rate multiplier for ``epoch`` (0-based).
+    """Learning-rate multiplier at ``epoch`` (0-based; fractional between steps).
 
-    The dense phase's factors depend only on its own length, never on what follows, so the
-    dense model, and with it the dense cache, is the same whatever comes after pruning. After
-    it (fine-tuning, the gradual ramp) a cosine schedule restarts at ``finetune_scale`` and
-    decays again over the remaining ``total_epochs``: fine-tuning at a constant full rate
-    costs the lightly pruned models ~0.6 points of test accuracy (98.4 → 97.8 % at k = 25 %),
-    because it ends on a noisy, un-annealed model.
+    The dense phase has one factor per whole epoch, which depends only on its own length,
+    never on what follows, so the dense model, and with it the dense cache, is the same
+    whatever comes after pruning. After it:
+
+    - fine-tuning (and the gradual ramp) restarts the cosine at ``finetune_peak`` and decays
+      it again, continuously, to ~0 at the last step: fine-tuning at a constant full rate
+      costs the lightly pruned models ~0.6 points (98.4 → 97.8 % at k = 25 %), because it
+      ends on a noisy, un-annealed model;
+    - a lottery ticket (``rewind_epoch`` set) retrains with the dense phase's own schedule
+      from ``rewind_epoch`` on, stretched over the fine-tune epochs (exactly replayed when
+      there are ``dense_epochs - rewind_epoch`` of them), as Frankle & Carbin retrain.
     """
+    if epoch >= dense_epochs and total_epochs is not None and total_epochs > dense_epochs:
+        span = total_epochs - dense_epochs
+        if rewind_epoch is not None:
+            mapped = rewind_epoch + (epoch - dense_epochs) * (dense_epochs - rewind_epoch) / span
+            return lr_factor(schedule, dense_epochs, finetune_scale, min(mapped, dense_epochs - 1))
+        peak = finetune_peak(finetune_scale, span)
+        if schedule != "cosine":
+            return peak
+        return peak * 0.5 * (1.0 + math.cos(math.pi * (epoch - dense_epochs) / span))
     if epoch >= dense_epochs:
-        if schedule != "cosine" or total_epochs is None or total_epochs <= dense_epochs:
-            return finetune_scale
-        after = (epoch - dense_epochs) / (total_epochs - dense_epochs)
-        return finetune_scale * 0.5 * (1.0 + math.cos(math.pi * after))
+        return finetune_scale
     if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / dense_epochs))
+        return 0.5 * (1.0 + math.cos(math.pi * math.floor(epoch) / dense_epochs))
     return 1.0
+
+
+def finetune_peak(scale: float, epochs: int) -> float:
+    """The factor a fine-tune of ``epochs`` epochs restarts at: ``scale`` (TBD rule)."""
+    return scale

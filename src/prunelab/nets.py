@@ -18,11 +18,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunelab.pruning import sparsity_report, stacked_masks, stacked_sparsity_report
+from prunelab.pruning import Sparsity, sparsity_report, stacked_masks, stacked_sparsity_report
 
 
 def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
@@ -35,14 +36,15 @@ def install_masks(
     weights: Sequence[Tensor],
     masks: Sequence[Tensor],
     strategy: str,
-    ks: Sequence[float],
+    ks: Sequence[Sparsity],
     prune_output: bool,
     seeds: Sequence[int],
 ) -> None:
     """Recompute the masks of the prunable layers from ``weights`` and write them in place.
 
     ``weights`` and ``masks`` are (M, out, in) per layer: a stack's tensors, or one model's
-    with a member axis of 1 in front; ``ks`` and ``seeds`` have one entry per member. The
+    with a member axis of 1 in front; ``ks`` (one k, or one per prunable layer) and
+    ``seeds`` have one entry per member. The
     masks are copied into the existing buffers (which keeps them on the model's device
     whatever device the selection ran on) and the weights they remove are zeroed.
     """
@@ -51,6 +53,28 @@ def install_masks(
     for i, mask in zip(chosen, new, strict=True):
         masks[i].copy_(mask)
         weights[i].mul_(masks[i])
+
+
+def fresh_weights(
+    sizes: Sequence[int], seeds: Sequence[int], device: torch.device, dtype: torch.dtype
+) -> list[Tensor]:
+    """New initial weights of the kind ``MaskedMLP`` draws, one member per seed, stacked
+    (M, out, in) per layer: the lottery's re-initialised control.
+
+    Drawn from ``reinit_seed(seed)``, never from ``seed`` (which would replay the original
+    init), inside a forked RNG so the run's own random stream is left where it was.
+    """
+    members = []
+    with torch.random.fork_rng(devices=[]):
+        for seed in seeds:
+            torch.manual_seed(reinit_seed(seed))
+            members.append([layer.weight.detach() for layer in MaskedMLP(sizes).layers])
+    return [torch.stack(ws).to(device=device, dtype=dtype) for ws in zip(*members, strict=True)]
+
+
+def reinit_seed(seed: int) -> int:
+    """The seed of run ``seed``'s re-initialised weights: a stream of its own."""
+    return int(np.random.SeedSequence([seed, 0x7265696E]).generate_state(1)[0])
 
 
 class MaskedLinear(nn.Linear):
@@ -80,7 +104,7 @@ class MaskedMLP(nn.Module):
     def masks(self) -> list[Tensor]:
         return [layer.mask for layer in self.layers]
 
-    def prune(self, strategy: str, k: float, prune_output: bool = False, seed: int = 0) -> None:
+    def prune(self, strategy: str, k: Sparsity, prune_output: bool = False, seed: int = 0) -> None:
         """Recompute masks from the current weights and install them (pruned weights → 0)."""
         weights = [layer.weight.data[None] for layer in self.layers]
         masks = [mask[None] for mask in self.masks()]
@@ -152,7 +176,7 @@ class StackedMLP(nn.Module):
         self,
         members: Sequence[int],
         strategy: str,
-        ks: Sequence[float],
+        ks: Sequence[Sparsity],
         prune_output: bool = False,
         seeds: Sequence[int] | None = None,
     ) -> None:

@@ -16,9 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# weights (M, out, in) of one layer or of all pruned layers, each member's k, each member's
-# generator (the random controls draw from it) → keep-masks of the same shapes
-MaskFn = Callable[[Sequence[Tensor], Sequence[float], Sequence[torch.Generator]], list[Tensor]]
+# A member's sparsity: one k for every pruned layer, or one k per pruned layer (in order).
+Sparsity = float | Sequence[float]
+# weights (M, out, in) of one layer or of all pruned layers, each member's sparsity, each
+# member's generator (the random controls draw from it) → keep-masks of the same shapes
+MaskFn = Callable[[Sequence[Tensor], Sequence[Sparsity], Sequence[torch.Generator]], list[Tensor]]
+
+
+def layer_k(k: Sparsity, layer: int) -> float:
+    """The sparsity of pruned layer ``layer`` (0-based among the pruned ones) of a member."""
+    return float(k) if isinstance(k, (int, float)) else float(k[layer])
 
 
 def n_to_prune(n: int, k: float) -> int:
@@ -84,17 +91,19 @@ def _per_layer(score: Callable[[Tensor, Sequence[torch.Generator]], Tensor]) -> 
     """Lift a per-layer score into a mask function over a list of (M, out, in) weights.
 
     A score of shape (M, out) has one value per unit (row of ``linear.weight``): its mask is
-    broadcast over the row. Each member drops ``round(k·n)`` of its own scores.
+    broadcast over the row. Each member drops ``round(k·n)`` of its own scores, k being its
+    sparsity for that layer.
     """
 
     def masks(
-        weights: Sequence[Tensor], ks: Sequence[float], gens: Sequence[torch.Generator]
+        weights: Sequence[Tensor], ks: Sequence[Sparsity], gens: Sequence[torch.Generator]
     ) -> list[Tensor]:
         out = []
-        for w in weights:
+        for layer, w in enumerate(weights):
             s = score(w.detach(), gens)
             flat = s.reshape(len(s), -1)
-            keep = smallest_masks(flat, [n_to_prune(flat.shape[1], k) for k in ks])
+            n = flat.shape[1]
+            keep = smallest_masks(flat, [n_to_prune(n, layer_k(k, layer)) for k in ks])
             keep = keep.reshape(s.shape)
             out.append(keep[:, :, None].expand_as(w).clone() if s.dim() == 2 else keep)
         return out
@@ -103,12 +112,12 @@ def _per_layer(score: Callable[[Tensor, Sequence[torch.Generator]], Tensor]) -> 
 
 
 def _global_magnitude(
-    weights: Sequence[Tensor], ks: Sequence[float], gens: Sequence[torch.Generator]
+    weights: Sequence[Tensor], ks: Sequence[Sparsity], gens: Sequence[torch.Generator]
 ) -> list[Tensor]:
     """One |w| threshold per member across all its pruned layers (layers then get unequal
-    sparsity)."""
+    sparsity, so a per-layer k means nothing here: ``config.check`` refuses one)."""
     flat = torch.cat([w.detach().abs().reshape(len(w), -1) for w in weights], dim=1)
-    keep = smallest_masks(flat, [n_to_prune(flat.shape[1], k) for k in ks])
+    keep = smallest_masks(flat, [n_to_prune(flat.shape[1], layer_k(k, 0)) for k in ks])
     sizes = [w[0].numel() for w in weights]
     return [m.reshape(w.shape) for m, w in zip(keep.split(sizes, dim=1), weights, strict=True)]
 
@@ -132,7 +141,7 @@ STRATEGIES: dict[str, MaskFn] = {
 
 
 def compute_masks(
-    strategy: str, weights: Sequence[Tensor], k: float, seed: int = 0
+    strategy: str, weights: Sequence[Tensor], k: Sparsity, seed: int = 0
 ) -> list[Tensor]:
     """Keep-masks for one model's ``weights`` (the layers to prune) at sparsity ``k``;
     ``stacked_masks`` for a stack of one."""
@@ -141,10 +150,10 @@ def compute_masks(
 
 
 def stacked_masks(
-    strategy: str, weights: Sequence[Tensor], ks: Sequence[float], seeds: Sequence[int]
+    strategy: str, weights: Sequence[Tensor], ks: Sequence[Sparsity], seeds: Sequence[int]
 ) -> list[Tensor]:
     """Keep-masks for M members at once: ``weights`` (M, out, in) per pruned layer, member
-    i at sparsity ``ks[i]`` in [0, 1).
+    i at sparsity ``ks[i]`` in [0, 1), one value for all its pruned layers or one per layer.
 
     ``strategy`` and the ks are trusted: ``config.check`` refuses bad ones before any run.
     ``seeds`` only matter for the random controls; they make them reproducible.

@@ -31,7 +31,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import Logger
 
 from prunelab import cache
-from prunelab.callbacks import EpochBar, EpochSummary, LastCheckpoint, PruningCallback
+from prunelab.callbacks import (
+    EpochBar,
+    EpochSummary,
+    FinetuneGuard,
+    LastCheckpoint,
+    PruningCallback,
+    WeightAveraging,
+)
 from prunelab.config import (
     check_max_members,
     check_sizes,
@@ -244,11 +251,13 @@ def fit(
     for cfg in cfgs:
         pl.seed_everything(cfg.seed, workers=False, verbose=False)
         members.append(MaskedMLP(list(cfg.model.sizes)))
-    val_splits = ("val", "test") if base.eval_test_every_epoch else ("val",)
-    module = PruningModule(StackedMLP(members), **optim_settings(base), val_splits=val_splits)
     pruning = pruning_callback(cfgs)
     summary = EpochSummary()
     callbacks: list[pl.Callback] = [pruning, summary]
+    if base.optim.get("average_epochs", 0):
+        callbacks.append(WeightAveraging(base.optim.average_epochs, base.schedule.epochs))
+    if guards_finetuning(base):  # after the pruning callback: it sees the final masks
+        callbacks.append(FinetuneGuard(base.schedule.epochs + base.schedule.get("ramp_epochs", 0)))
     checkpoint = None
     if base.checkpoint_every_n_epochs:
         every, share = base.checkpoint_every_n_epochs, base.get("checkpoint_max_share", 1.0)
@@ -267,9 +276,27 @@ def fit(
         default_root_dir=workdir,
     )
     train_loader, evals = loaders(base, raw, trainer.strategy.root_device, [c.seed for c in cfgs])
+    val_splits = ("val", "test") if base.eval_test_every_epoch else ("val",)
+    module = PruningModule(
+        StackedMLP(members),
+        **optim_settings(base),
+        val_splits=val_splits,
+        steps_per_epoch=len(train_loader),
+    )
     val = [evals[s] for s in module.val_splits]
     trainer.fit(module, train_loader, val, ckpt_path=ckpt, weights_only=True)
     return Fitted(trainer, module, pruning, summary, checkpoint)
+
+
+def guards_finetuning(cfg: DictConfig) -> bool:
+    """Whether fine-tuning is checked against the model it started from (``FinetuneGuard``):
+    when asked and there is fine-tuning, but not for a lottery ticket, whose retraining
+    starts from rewound weights and has nothing to fall back to."""
+    return (
+        bool(cfg.get("finetune_guard", False))
+        and cfg.schedule.finetune_epochs > 0
+        and (cfg.schedule.name != "lottery")
+    )
 
 
 def median_epoch_time(times: Sequence[float]) -> float | None:
@@ -311,6 +338,8 @@ def pruning_callback(cfgs: Sequence[DictConfig]) -> PruningCallback:
         ramp_epochs=cfg.schedule.get("ramp_epochs", 0),
         prune_every_steps=cfg.schedule.get("prune_every_steps", 1),
         schedule=cfg.schedule.name,
+        layer_sparsity=cfg.strategy.get("layer_sparsity"),
+        reinit=bool(cfg.schedule.get("reinit", False)),
     )
 
 

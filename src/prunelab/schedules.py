@@ -8,7 +8,9 @@ Every schedule trains dense for ``epochs`` epochs, then prunes during a window o
   every ``prune_every_steps`` steps;
 - ``iterative``: the original challenge's "train with pruning": every epoch of the window
   trains all weights (pruned ones regrow from 0), then prunes back to k at its last step, so
-  each epoch's evaluation sees a model at exactly k.
+  each epoch's evaluation sees a model at exactly k;
+- ``lottery``: one-shot, then the surviving weights are rewound to an earlier epoch's values
+  and retrained (``callbacks.PruningCallback``, ``module.lr_factor``).
 
 All start from the same dense phase, so the dense cache serves every schedule (iterative's
 learning rate decays over its window too, see ``lr_horizon``, which the cache key includes).
@@ -16,7 +18,7 @@ learning rate decays over its window too, see ``lr_horizon``, which the cache ke
 
 from __future__ import annotations
 
-SCHEDULES = ("oneshot", "gradual", "iterative")
+SCHEDULES = ("oneshot", "gradual", "iterative", "lottery")
 
 
 def cubic_ramp(step: int, start: int, end: int, k: float) -> float:
