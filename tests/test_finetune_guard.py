@@ -47,6 +47,37 @@ def test_a_fine_tune_that_helps_is_kept(make_cfg, tmp_path):
     assert result["finetune_reverted"] == 0.0
 
 
-def test_a_bad_guard_value_is_refused_in_one_line(make_cfg):
-    with pytest.raises(ConfigError, match="finetune_guard must be true or false"):
-        check(make_cfg("finetune_guard=sometimes"))
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [("finetune_guard=sometimes", "finetune_guard must be true or false"),
+     ("finetune_min_gain=-0.1", "finetune_min_gain must be in [0, 1)")],
+)  # fmt: skip
+def test_a_bad_guard_value_is_refused_in_one_line(make_cfg, override, needle):
+    with pytest.raises(ConfigError) as e:
+        check(make_cfg(override))
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_gain_below_the_margin_is_noise_and_undone_a_larger_one_kept():
+    from types import SimpleNamespace
+
+    from prunelab.callbacks import FinetuneGuard
+    from prunelab.nets import MaskedMLP, StackedMLP
+
+    torch.manual_seed(0)
+    net = StackedMLP([MaskedMLP([6, 5, 3]), MaskedMLP([6, 5, 3])])
+    before = [layer.weight.detach().clone() for layer in net.layers]
+    guard = FinetuneGuard(start_epoch=1, min_gain=0.001)
+    guard.load_state_dict({"before": before, "before_acc": [0.95, 0.95]})
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.add_(1.0)
+    recorded: dict = {}
+    module = SimpleNamespace(
+        net=net, figures={"m0/val/acc": 0.9505, "m1/val/acc": 0.952}, record=recorded.update
+    )
+    guard.on_train_end(None, module)
+    assert recorded["m0/final/finetune_reverted"] == 1.0, "+0.05 points: noise"
+    assert recorded["m1/final/finetune_reverted"] == 0.0, "+0.2 points: kept"
+    for layer, old in zip(net.layers, before, strict=True):
+        assert torch.equal(layer.weight[0], old[0]) and torch.equal(layer.weight[1], old[1] + 1)

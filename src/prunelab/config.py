@@ -56,6 +56,12 @@ def check(cfg: DictConfig) -> None:
             f"finetune_guard must be true or false, got {cfg.finetune_guard!r} "
             "(e.g. finetune_guard=false to keep every fine-tuned model as it ends)"
         )
+    gain = cfg.get("finetune_min_gain", 0.0)
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < 1:
+        raise ConfigError(
+            f"finetune_min_gain must be in [0, 1), got {gain!r} (e.g. finetune_min_gain=0.001: "
+            "keep a fine-tune only if it adds 0.1 points of validation accuracy)"
+        )
     if cfg.get("progress_bar", "auto") not in ("auto", True, False):
         raise ConfigError(
             f"progress_bar must be auto, true or false, got {cfg.progress_bar!r} "

@@ -257,7 +257,8 @@ def fit(
     if base.optim.get("average_epochs", 0):
         callbacks.append(WeightAveraging(base.optim.average_epochs, base.schedule.epochs))
     if guards_finetuning(base):  # after the pruning callback: it sees the final masks
-        callbacks.append(FinetuneGuard(base.schedule.epochs + base.schedule.get("ramp_epochs", 0)))
+        start = base.schedule.epochs + base.schedule.get("ramp_epochs", 0)
+        callbacks.append(FinetuneGuard(start, base.get("finetune_min_gain", 0.0)))
     checkpoint = None
     if base.checkpoint_every_n_epochs:
         every, share = base.checkpoint_every_n_epochs, base.get("checkpoint_max_share", 1.0)
