@@ -385,8 +385,8 @@ def lr_factor(
     never on what follows, so the dense model, and with it the dense cache, is the same
     whatever comes after pruning. After it:
 
-    - fine-tuning (and the gradual ramp) restarts the cosine at ``finetune_peak`` and decays
-      it again, continuously, to ~0 at the last step: fine-tuning at a constant full rate
+    - fine-tuning (and the gradual ramp) restarts the cosine at ``finetune_scale`` and
+      decays it again, continuously, to ~0 at the last step: fine-tuning at a constant full rate
       costs the lightly pruned models ~0.6 points (98.4 → 97.8 % at k = 25 %), because it
       ends on a noisy, un-annealed model;
     - a lottery ticket (``rewind_epoch`` set) retrains with the dense phase's own schedule
@@ -398,17 +398,11 @@ def lr_factor(
         if rewind_epoch is not None:
             mapped = rewind_epoch + (epoch - dense_epochs) * (dense_epochs - rewind_epoch) / span
             return lr_factor(schedule, dense_epochs, finetune_scale, min(mapped, dense_epochs - 1))
-        peak = finetune_peak(finetune_scale, span)
         if schedule != "cosine":
-            return peak
-        return peak * 0.5 * (1.0 + math.cos(math.pi * (epoch - dense_epochs) / span))
+            return finetune_scale
+        return finetune_scale * 0.5 * (1.0 + math.cos(math.pi * (epoch - dense_epochs) / span))
     if epoch >= dense_epochs:
         return finetune_scale
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * math.floor(epoch) / dense_epochs))
     return 1.0
-
-
-def finetune_peak(scale: float, epochs: int) -> float:
-    """The factor a fine-tune of ``epochs`` epochs restarts at: ``scale`` (TBD rule)."""
-    return scale
