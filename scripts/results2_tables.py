@@ -41,8 +41,10 @@ def load(folder: Path) -> pd.DataFrame:
                 **{k: v for k, v in r.items() if not isinstance(v, (dict, list))},
                 **{f"fig:{k}": v for k, v in r["figures"].items()},
                 "reinit": bool(cfg["schedule"].get("reinit", False)),
+                "guard": bool(cfg.get("finetune_guard", False)),
                 "average_epochs": cfg["optim"].get("average_epochs", 0),
                 "lr_schedule": cfg["optim"]["lr_schedule"],
+                "lr": cfg["optim"]["lr"],
                 "dense_acc": dense_accuracy(path.parent, r),
             }
         )
@@ -112,29 +114,38 @@ def lottery(df: pd.DataFrame) -> str:
 
 
 def finetune_length(df: pd.DataFrame) -> str:
-    """Test accuracy per (strategy, k) and fine-tune length, and at k = 0 the change that
-    fine-tuning made (paired per seed)."""
-    lengths = sorted(df["finetune_epochs"].unique())
+    """Test accuracy per (strategy, k) and fine-tune length with the default guard, and at
+    k = 0 the change that fine-tuning made with and without it (paired per seed; the
+    unguarded jobs are ``run_results2.sh``'s ``finetune_unguarded`` sweep)."""
+    guarded = df[df["guard"] | (df["finetune_epochs"] == 0)]
+    lengths = sorted(guarded["finetune_epochs"].unique())
     rows = []
-    for (strategy, k), g in df.groupby(["strategy", "sparsity"]):
+    for (strategy, k), g in guarded.groupby(["strategy", "sparsity"]):
         rows.append([strategy, f"{100 * k:g}", *(pm(g[g["finetune_epochs"] == n]["test_acc"])
                                                  for n in lengths)])  # fmt: skip
     table = markdown_table(["strategy", "k %", *(f"{n} epochs" for n in lengths)], rows)
-    dense = df[df["sparsity"] == 0].drop_duplicates(["seed", "finetune_epochs"])
+    dense = df[(df["sparsity"] == 0) & (df["strategy"] == "weight")]
     base = dense[dense["finetune_epochs"] == 0].set_index("seed")["test_acc"]
     deltas = []
     for n in lengths[1:]:
-        change = dense[dense["finetune_epochs"] == n].set_index("seed")["test_acc"] - base
-        deltas.append([f"{n}", pm(change.dropna(), signed=True), f"{100 * change.min():+.2f}"])
-    header = ["fine-tune epochs", "change at k = 0 (points)", "worst seed"]
+        cells = []
+        for guard in (True, False):
+            runs = dense[(dense["finetune_epochs"] == n) & (dense["guard"] == guard)]
+            change = (runs.set_index("seed")["test_acc"] - base).dropna()
+            worst = f"{100 * change.min():+.2f}" if len(change) else "—"
+            cells += [pm(change, signed=True), worst]
+        deltas.append([f"{n}", *cells])
+    header = ["fine-tune epochs", "change at k = 0, guard (points)", "worst seed",
+              "change at k = 0, no guard", "worst seed"]  # fmt: skip
     return table + "\n\n" + markdown_table(header, deltas)
 
 
 def oneshot(df: pd.DataFrame) -> str:
-    """Dense accuracy and one-shot accuracy at the challenge's hard points, per setting."""
+    """Dense accuracy and one-shot accuracy at the challenge's hard points, per dense-phase
+    setting (the preset's, and the default's from the fine-tune-length sweep)."""
     rows = []
-    for (schedule, avg), g in df.groupby(["lr_schedule", "average_epochs"]):
-        name = f"{schedule} rate" + (f", mean of the last {avg} epochs" if avg else "")
+    for (lr, schedule, avg), g in df.groupby(["lr", "lr_schedule", "average_epochs"]):
+        name = f"Adam {lr:g}, {schedule}" + (f", mean of the last {avg} epochs" if avg else "")
         cells = [pm(g.drop_duplicates("seed")["dense_acc"])]
         for strategy, k in (("weight", 0.9), ("weight", 0.95), ("neuron", 0.5)):
             cells.append(pm(g[(g["strategy"] == strategy) & (g["sparsity"] == k)]["test_acc"]))
@@ -160,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         df = load(args.root / folder)
         if df.empty:
             continue
+        if folder == "finetune_length":
+            df = pd.concat([df, load(args.root / "finetune_unguarded")], ignore_index=True)
+        if folder == "oneshot_robust":  # the default's one-shot rows: fine-tune length 0
+            default = load(args.root / "finetune_length")
+            if not default.empty:
+                df = pd.concat([default[default["finetune_epochs"] == 0], df], ignore_index=True)
         found = True
         print(f"## {title} ({len(df)} jobs)\n\n{table(df)}\n")
     if not found:

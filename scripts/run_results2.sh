@@ -14,7 +14,7 @@ ARMS=("$@")
 [ ${#ARMS[@]} -gt 0 ] || ARMS=(han_lenet300 lottery_lenet300 finetune_length oneshot_robust)
 
 mkdir -p "$OUT"
-echo "# $(date -u +%FT%TZ) on $(nproc) CPU cores, $(uname -m)" >> "$OUT/timings.txt"
+echo "# $(date -u +%FT%TZ) on $(nproc --all) CPU cores, $(uname -m)" >> "$OUT/timings.txt"
 for arm in "${ARMS[@]}"; do
   t0=$SECONDS
   "$PY" -m prunelab.train -m "experiment=$arm" "hydra.sweep.dir=$OUT/$arm"
