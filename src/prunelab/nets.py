@@ -18,12 +18,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunelab.pruning import Sparsity, sparsity_report, stacked_masks, stacked_sparsity_report
+from prunelab.pruning import (
+    Sparsity,
+    sparsity_report,
+    stacked_masks,
+    stacked_sparsity_report,
+    stream_seed,
+)
 
 
 def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
@@ -44,9 +49,9 @@ def install_masks(
 
     ``weights`` and ``masks`` are (M, out, in) per layer: a stack's tensors, or one model's
     with a member axis of 1 in front; ``ks`` (one k, or one per prunable layer) and
-    ``seeds`` have one entry per member. The
-    masks are copied into the existing buffers (which keeps them on the model's device
-    whatever device the selection ran on) and the weights they remove are zeroed.
+    ``seeds`` have one entry per member. The masks are copied into the existing buffers
+    (which keeps them on the model's device whatever device the selection ran on) and the
+    weights they remove are zeroed.
     """
     chosen = [i for i, p in enumerate(prunable_layers(len(weights), prune_output)) if p]
     new = stacked_masks(strategy, [weights[i] for i in chosen], ks, seeds)
@@ -74,7 +79,7 @@ def fresh_weights(
 
 def reinit_seed(seed: int) -> int:
     """The seed of run ``seed``'s re-initialised weights: a stream of its own."""
-    return int(np.random.SeedSequence([seed, 0x7265696E]).generate_state(1)[0])
+    return stream_seed(seed, 0x7265696E)  # "rein"
 
 
 class MaskedLinear(nn.Linear):
