@@ -265,7 +265,7 @@ class WeightSnapshot(nn.Module):
             saved.copy_(layer.weight)
 
     def weights(self) -> list[Tensor]:
-        return [buf for _, buf in sorted(self.named_buffers(), key=lambda kv: int(kv[0][5:]))]
+        return list(self.buffers())  # in registration order: layer 0 first
 
 
 def placement_errors(

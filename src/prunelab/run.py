@@ -296,7 +296,7 @@ def guards_finetuning(cfg: DictConfig) -> bool:
     return (
         bool(cfg.get("finetune_guard", False))
         and cfg.schedule.finetune_epochs > 0
-        and (cfg.schedule.name != "lottery")
+        and cfg.schedule.name != "lottery"
     )
 
 
