@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.data import BatchLoader, load_dataset, make_splits
 from prunelab.module import PruningModule
 from prunelab.nets import MaskedMLP, StackedMLP
@@ -110,7 +111,8 @@ def main() -> None:
     torch.manual_seed(0)
     net = MaskedMLP(SIZES)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    module = PruningModule(StackedMLP([MaskedMLP(SIZES)]))  # a run of one, as prunelab.run
+    constant = OptimConfig(lr_schedule="constant")  # the bare loop's rate
+    module = PruningModule(StackedMLP([MaskedMLP(SIZES)]), constant, OneshotSchedule())
 
     bare_epoch(net, opt, loader)  # warm-up both paths
     lightning_epoch(module, loader)

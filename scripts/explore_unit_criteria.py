@@ -27,7 +27,8 @@ from hydra import compose, initialize_config_dir
 from prunelab.config import CONF_DIR
 from prunelab.data import load_dataset, make_splits
 from prunelab.nets import MaskedMLP
-from prunelab.pruning import mask_seed, n_to_prune, smallest_mask
+from prunelab.pruning import n_to_prune, smallest_mask
+from prunelab.streams import seed_for
 
 KS = [0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 CRITERIA = ("in", "random", "in×out", "act×out")
@@ -39,7 +40,8 @@ def dense_models(sweep: Path) -> dict[int, MaskedMLP]:
     for path in sorted(sweep.glob("*/result.json")):
         r = json.loads(path.read_text())
         if r.get("dense_cache") and r["seed"] not in nets:
-            state = torch.load(r["dense_cache"], map_location="cpu", weights_only=True)
+            ckpt = Path(r["dense_cache"]["entry"]) / "dense.ckpt"
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
             net = MaskedMLP(r["config"]["model"]["sizes"])
             net.load_state_dict(
                 {k[4:]: v for k, v in state["state_dict"].items() if k[:4] == "net."}
@@ -53,7 +55,7 @@ def dense_models(sweep: Path) -> dict[int, MaskedMLP]:
 @torch.no_grad()
 def unit_scores(net: MaskedMLP, criterion: str, x: torch.Tensor, seed: int) -> list[torch.Tensor]:
     """One score per unit of each hidden layer; the lowest are pruned."""
-    gen = torch.Generator().manual_seed(mask_seed(seed))
+    gen = torch.Generator().manual_seed(seed_for(seed, "mask"))
     ws = [layer.weight for layer in net.layers]
     acts, h = [], x
     for w in ws[:-1]:

@@ -1,4 +1,4 @@
-"""``optim.average_epochs``: the dense model is the exact mean of its last epochs' weights."""
+"""``optim.average_fraction``: the dense model is the exact mean of its last epochs' weights."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from prunelab.callbacks import WeightAveraging
-from prunelab.config import check
+from prunelab.config import check_argv
+from prunelab.config.schema import OptimConfig
 from prunelab.errors import ConfigError
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.run import run_job
@@ -47,14 +48,20 @@ def test_a_run_with_averaging_trains_its_own_dense_model(make_cfg, tmp_path):
         "model.sizes=[784,32,10]", "inference_batch_size=null", "save_model=false",
     )  # fmt: skip
     plain = run_job(make_cfg(*common))
-    cfg = make_cfg(*common, "optim.average_epochs=2")
+    cfg = make_cfg(*common, "optim.average_fraction=1")
     cfg.paths.output_dir = str(tmp_path / "averaged")
     averaged = run_job(cfg)
     assert averaged["dense_cache"] != plain["dense_cache"], "averaging is part of the cache key"
     assert averaged["test_acc"] != plain["test_acc"]
 
 
-@pytest.mark.parametrize(("value", "needle"), [(-1, "whole number ≥ 0"), (3, "exceeds the 2")])
-def test_bad_averaging_is_refused_in_one_line(make_cfg, value, needle):
-    with pytest.raises(ConfigError, match=needle):
-        check(make_cfg("schedule.epochs=2", f"optim.average_epochs={value}"))
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_bad_averaging_is_refused_in_one_line(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"optim.average_fraction must be in \[0, 1\]"):
+        check_argv([f"optim.average_fraction={value}", f"hydra.run.dir={tmp_path}"])
+
+
+def test_the_share_of_epochs_averaged_follows_the_dense_phase():
+    optim = OptimConfig(average_fraction=0.6)
+    assert [optim.average_epochs(e) for e in (0, 1, 5, 10, 100)] == [0, 1, 3, 6, 60]
+    assert OptimConfig().average_epochs(10) == 0

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.config import check
+from prunelab.config import check_argv
 from prunelab.errors import ConfigError
 from prunelab.run import run_job
 
 # A rate 300× too high for fine-tuning wrecks the model in one epoch.
 COMMON = (
     "schedule.epochs=2", "data.limit=1024", "data.batch_size=128", "model.sizes=[784,64,10]",
-    "inference_batch_size=null", "optim.finetune_lr_scale=300",
+    "inference_batch_size=null", "optim.finetune_lr=0.3",
 )  # fmt: skip
 
 
@@ -43,18 +43,19 @@ def test_a_fine_tune_that_lowers_validation_accuracy_is_undone(make_cfg, tmp_pat
 
 def test_a_fine_tune_that_helps_is_kept(make_cfg, tmp_path):
     result = run(make_cfg, tmp_path, "helped", "sparsity=0.9", "strategy=neuron",
-                 "schedule.finetune_epochs=2", "optim.finetune_lr_scale=1.0")  # fmt: skip
+                 "schedule.finetune_epochs=2", "optim.finetune_lr=1e-3")  # fmt: skip
     assert result["finetune_reverted"] == 0.0
 
 
 @pytest.mark.parametrize(
     ("override", "needle"),
     [("finetune_guard=sometimes", "finetune_guard must be true or false"),
-     ("finetune_min_gain=-0.1", "finetune_min_gain must be in [0, 1)")],
+     ("finetune_min_correct=-1", "finetune_min_correct must be a whole number ≥ 0"),
+     ("finetune_min_correct=0.5", "finetune_min_correct must be a whole number ≥ 0")],
 )  # fmt: skip
-def test_a_bad_guard_value_is_refused_in_one_line(make_cfg, override, needle):
+def test_a_bad_guard_value_is_refused_in_one_line(tmp_path, override, needle):
     with pytest.raises(ConfigError) as e:
-        check(make_cfg(override))
+        check_argv([override, f"hydra.run.dir={tmp_path}"])
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
@@ -67,8 +68,8 @@ def test_a_gain_below_the_margin_is_noise_and_undone_a_larger_one_kept():
     torch.manual_seed(0)
     net = StackedMLP([MaskedMLP([6, 5, 3]), MaskedMLP([6, 5, 3])])
     before = [layer.weight.detach().clone() for layer in net.layers]
-    guard = FinetuneGuard(start_epoch=1, min_gain=0.001)
-    guard.load_state_dict({"before": before, "before_acc": [0.95, 0.95]})
+    guard = FinetuneGuard(start_epoch=1, min_correct=10)  # of 10 000 validation images
+    guard.load_state_dict({"before": before, "before_acc": [0.95, 0.95], "min_gain": 0.001})
     with torch.no_grad():
         for layer in net.layers:
             layer.weight.add_(1.0)

@@ -14,18 +14,25 @@ from .conftest import ROOT
 
 SRC = ROOT / "src"
 LAYERS = {
-    # foundations: no prunelab imports but the package's version
-    "prunelab": 0, "prunelab.errors": 0,
+    # foundations: no prunelab imports but the package's version; identities, random streams
+    "prunelab": 0, "prunelab.errors": 0, "prunelab.identity": 0, "prunelab.streams": 0,
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
     # data and the networks
     "prunelab.data": 2, "prunelab.nets": 2,
-    # what the nets become for inference; every check of a config
-    "prunelab.sparse": 3, "prunelab.config": 3,
+    # what the nets become for inference; the config: its schema, the tree and --help, every
+    # check of a job, the command line's checks, the launch checks, the package's front
+    "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,
+    "prunelab.config.checks": 3.2, "prunelab.config.argv": 3.3, "prunelab.config.launch": 3.4,
+    "prunelab.config": 3.5,
     # the LightningModule; the GPU pool's locks
     "prunelab.module": 4, "prunelab.gpus": 4,
-    # what a run is made of: callbacks, resuming, the dense cache; the report reads results
-    "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5, "prunelab.report": 5,
+    # what a run is made of: callbacks, resuming, the dense cache; the report reads results:
+    # its statistics, reading a sweep, plots, markdown, one report, its command line
+    "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,
+    "prunelab.report.stats": 5, "prunelab.report.read": 5.1, "prunelab.report.plots": 5.1,
+    "prunelab.report.markdown": 5.2, "prunelab.report.make": 5.3, "prunelab.report": 5.4,
+    "prunelab.report.__main__": 5.5,
     # the one orchestrator
     "prunelab.run": 6,
     # the command line
@@ -33,7 +40,7 @@ LAYERS = {
     # Hydra's launcher plugin, which calls the orchestrator
     "hydra_plugins.prunelab_launcher": 8, "hydra_plugins.prunelab_launcher.stacked_launcher": 8,
 }  # fmt: skip
-CLIS = {"prunelab.train", "prunelab.report"}
+CLIS = {"prunelab.train", "prunelab.report.__main__"}
 
 
 def module_name(path: Path) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.config import check
+from prunelab.config import check_argv
 from prunelab.errors import ConfigError
 from prunelab.nets import MaskedMLP
 from prunelab.run import run_job
@@ -70,7 +70,7 @@ COMMON = (
     [
         ("schedule.epochs=1",),
         ("schedule=gradual", "schedule.epochs=1", "schedule.ramp_epochs=1",
-         "schedule.finetune_epochs=1", "schedule.prune_every_steps=1"),
+         "schedule.finetune_epochs=1", "schedule.prune_every_epochs=0.001"),
     ],
     ids=["oneshot", "gradual"],
 )  # fmt: skip
@@ -98,13 +98,14 @@ def test_sparsity_zero_with_a_profile_is_its_dense_reference(make_cfg):
         (("strategy.layer_sparsity=[0.9,0.9]", "sparsity=0.9"), "one value per pruned layer (3"),
         (("strategy.prune_output=false", "strategy.layer_sparsity=[0.9,0.9,0.9]"),
          "one value per pruned layer (2"),
-        (("strategy.layer_sparsity=[0.9,1.0,0.5]",), "sparsity must be in [0, 1)"),
+        (("strategy.layer_sparsity=[0.9,1.0,0.5]",),
+         "layer_sparsity must be a list of numbers in [0, 1)"),
         (("strategy.layer_sparsity=[0.92,0.91,0.74]", "sparsity=0.5"), "set sparsity=0.918"),
         (("strategy=global_weight", "strategy.prune_output=true",
           "strategy.layer_sparsity=[0.92,0.91,0.74]", "sparsity=0.918"), "global_weight"),
     ],
 )  # fmt: skip
-def test_a_bad_profile_is_refused_in_one_line(make_cfg, overrides, needle):
+def test_a_bad_profile_is_refused_in_one_line(tmp_path, overrides, needle):
     with pytest.raises(ConfigError) as e:
-        check(make_cfg(*COMMON, *overrides))
+        check_argv([*COMMON, *overrides, f"hydra.run.dir={tmp_path}"])
     assert needle in str(e.value) and "\n" not in str(e.value)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.config import check
+from prunelab.config import check_argv
 from prunelab.errors import ConfigError
 from prunelab.module import PruningModule, lr_factor
-from prunelab.nets import MaskedMLP, fresh_weights
+from prunelab.nets import fresh_weights, seeded_mlp
 from prunelab.run import run_job, run_jobs
 
 SIZES = [784, 48, 24, 10]
@@ -57,8 +57,7 @@ def epoch_start_weights(monkeypatch) -> dict[int, list[torch.Tensor]]:
 
 def init_weights(seed: int) -> list[torch.Tensor]:
     """The initial weights of run ``seed``, drawn as ``run.fit`` draws them."""
-    torch.manual_seed(seed)
-    return [layer.weight.detach() for layer in MaskedMLP(SIZES).layers]
+    return [layer.weight.detach() for layer in seeded_mlp(SIZES, seed).layers]
 
 
 def test_rewinding_restores_exactly_the_init_values_of_the_surviving_weights(make_cfg, rewinds):
@@ -145,7 +144,7 @@ def test_lottery_retrains_on_the_dense_schedule_from_the_rewind_epoch():
         ("schedule.reinit=maybe", "schedule.reinit must be true or false"),
     ],
 )
-def test_bad_lottery_settings_are_refused_in_one_line(make_cfg, override, needle):
+def test_bad_lottery_settings_are_refused_in_one_line(tmp_path, override, needle):
     with pytest.raises(ConfigError) as e:
-        check(make_cfg(*COMMON, override))
+        check_argv([*COMMON, override, f"hydra.run.dir={tmp_path}"])
     assert needle in str(e.value) and "\n" not in str(e.value)

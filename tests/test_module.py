@@ -3,20 +3,19 @@ checkpoints, each member's prune touches only that member."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import pytorch_lightning as pl
 import torch
 
-from prunelab.callbacks import (
-    LastCheckpoint,
-    PruningCallback,
-    checkpoint_due,
-    mask_optimizer_state,
-)
+from prunelab.callbacks import PruningCallback, mask_optimizer_state
+from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
 from prunelab.module import CHECKPOINT_FORMAT, PruningModule, build_optimizers, lr_factor
 from prunelab.nets import MaskedMLP, StackedMLP
+from prunelab.resume import LastCheckpoint, checkpoint_due
 
 SMALL = [784, 64, 48, 32, 10]
 
@@ -24,6 +23,17 @@ SMALL = [784, 64, 48, 32, 10]
 def stack_of(n: int, sizes=SMALL) -> StackedMLP:
     torch.manual_seed(0)
     return StackedMLP([MaskedMLP(sizes) for _ in range(n)])
+
+
+def module_of(net: StackedMLP, lr: float = 1e-3, **kw) -> PruningModule:
+    """A module at a constant rate ``lr`` after one dense epoch (a one-shot schedule)."""
+    optim = OptimConfig(lr=lr, lr_schedule="constant")
+    return PruningModule(net, optim, OneshotSchedule(epochs=1), **kw)
+
+
+def one_shot(strategy: str, k: float) -> PruningCallback:
+    """Prune one member (seed 0) to ``k`` after one dense epoch."""
+    return PruningCallback([strategy], [k], [0], OneshotSchedule(epochs=1), False, None)
 
 
 def trainer(tmp_path, max_epochs: int, callbacks) -> pl.Trainer:
@@ -43,8 +53,8 @@ def _fit(strategy: str, tmp_path, finetune_steps: int = 200):
     torch.manual_seed(0)
     x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
     loader = BatchLoader(x, y, batch_size=32, shuffle=True)  # 8 steps per epoch
-    module = PruningModule(stack_of(1), lr=1e-2, val_splits=())
-    cb = PruningCallback([strategy], [0.7], prune_after_epochs=1)
+    module = module_of(stack_of(1), lr=1e-2, val_splits=())
+    cb = one_shot(strategy, 0.7)
     t = trainer(tmp_path, 1 + finetune_steps // len(loader), [cb])
     masks_at_prune = {}
     orig_prune = cb.prune
@@ -78,7 +88,7 @@ def test_pruned_weights_stay_exactly_zero_through_200_adam_steps_and_a_checkpoin
     ckpt = tmp_path / "model.ckpt"
     t.save_checkpoint(ckpt)
     state = torch.load(ckpt, weights_only=True)
-    restored = PruningModule(stack_of(1))
+    restored = module_of(stack_of(1))
     restored.load_state_dict(state["state_dict"])
     for a, b in zip(restored.net.layers, module.net.layers, strict=True):
         assert torch.equal(a.mask, b.mask)
@@ -91,8 +101,8 @@ def test_pruned_weights_stay_exactly_zero_through_200_adam_steps_and_a_checkpoin
 def test_pruning_happens_before_the_reported_test_even_without_finetuning(tmp_path):
     torch.manual_seed(0)
     x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
-    module = PruningModule(stack_of(1))
-    cb = PruningCallback(["weight"], [0.9], prune_after_epochs=1)
+    module = module_of(stack_of(1))
+    cb = one_shot("weight", 0.9)
     t = trainer(tmp_path, 1, [cb])
     t.fit(module, BatchLoader(x, y, 32), [BatchLoader(x, y, 32)] * 2)
     assert not cb.pruned, "dense epochs run unpruned"
@@ -116,9 +126,9 @@ def test_the_final_prune_at_test_start_leaves_the_optimizer_alone(tmp_path, monk
 
     monkeypatch.setattr(callbacks, "mask_optimizer_state", spy)
     x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
-    module = PruningModule(stack_of(1))
+    module = module_of(stack_of(1))
     # one dense epoch, then fitting ends before the prune due at the next epoch's start
-    cb = PruningCallback(["weight"], [0.9], prune_after_epochs=1)
+    cb = one_shot("weight", 0.9)
     t = trainer(tmp_path, 1, [cb])
     t.fit(module, BatchLoader(x, y, 32), [BatchLoader(x, y, 32)] * 2)
     assert calls == [] and not cb.pruned
@@ -142,7 +152,7 @@ def test_a_members_prune_masks_only_its_own_slice_of_the_optimizer_state():
 
 
 def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
-    module = PruningModule(stack_of(1), val_splits=())
+    module = module_of(stack_of(1), val_splits=())
     x = torch.randn(64, 784)
     x[40] = float("nan")  # one bad sample in the epoch's second batch
     t = trainer(tmp_path, 3, [])
@@ -152,7 +162,7 @@ def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
 
 
 def test_a_diverged_member_is_named(tmp_path):
-    module = PruningModule(stack_of(3), val_splits=())
+    module = module_of(stack_of(3), val_splits=())
     with torch.no_grad():
         module.net.layers[0].weight[2].fill_(float("inf"))
     x = torch.randn(64, 784)
@@ -163,7 +173,7 @@ def test_a_diverged_member_is_named(tmp_path):
 
 def test_a_training_step_never_waits_for_the_device(monkeypatch):
     # A host read per step (Tensor.item, tolist, bool) stalls a GPU's queue every step.
-    module = PruningModule(stack_of(2))
+    module = module_of(stack_of(2))
     reads = []
     for name in ("item", "tolist", "__bool__"):
         real = getattr(torch.Tensor, name)
@@ -199,8 +209,8 @@ def test_last_checkpoint_saves_within_its_share_and_never_after_the_last_epoch(
     tmp_path, monkeypatch, share, saved_after
 ):
     saved = []
-    cb = LastCheckpoint(tmp_path / "last.ckpt", every_n_epochs=1, max_share=share)
-    module = PruningModule(stack_of(1), val_splits=())
+    cb = LastCheckpoint(tmp_path / "last.ckpt", every_n_epochs=1, max_share=share, identity="x")
+    module = module_of(stack_of(1), val_splits=())
     t = trainer(tmp_path, 4, [cb])
     monkeypatch.setattr(t, "save_checkpoint", lambda *a, **k: saved.append(t.current_epoch))
     x = torch.randn(64, 784)
@@ -209,10 +219,9 @@ def test_last_checkpoint_saves_within_its_share_and_never_after_the_last_epoch(
 
 
 def test_with_steps_per_epoch_fine_tuning_anneals_within_its_epochs_and_dense_keeps_its_own():
-    hp = {
-        "optimizer": "adam", "lr": 1.0, "weight_decay": 0.0, "lr_schedule": "cosine",
-        "dense_epochs": 2, "finetune_lr_scale": 1.0, "total_epochs": 3, "steps_per_epoch": 4,
-    }  # fmt: skip
+    optim = OptimConfig(lr=1.0, lr_schedule="cosine")
+    hp = {"optim": dataclasses.asdict(optim), "finetune_scale": 1.0, "lr_epochs": 2,
+          "total_epochs": 3, "rewind_epoch": None, "steps_per_epoch": 4}  # fmt: skip
     opt_cfg = build_optimizers([torch.nn.Parameter(torch.zeros(1))], hp)
     opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     assert opt_cfg["lr_scheduler"]["interval"] == "step"

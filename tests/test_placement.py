@@ -15,6 +15,7 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
 from prunelab.callbacks import EpochSummary, PruningCallback
+from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.module import PruningModule, check_placement, placement_errors
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.run import run_job, run_jobs
@@ -157,7 +158,8 @@ def test_a_stack_expanded_from_the_dense_cache_has_everything_in_place(
 
 
 def test_a_misplaced_optimizer_buffer_is_reported_and_stops_the_fit():
-    module = PruningModule(StackedMLP([MaskedMLP([6, 5, 3])]))
+    net = StackedMLP([MaskedMLP([6, 5, 3])])
+    module = PruningModule(net, OptimConfig(), OneshotSchedule())
     opt = torch.optim.Adam(module.parameters())
     module.net(torch.randn(4, 6)).sum().backward()
     opt.step()
@@ -202,7 +204,7 @@ def test_a_lottery_ticket_from_the_averaged_dense_cache_has_everything_in_place_
     monkeypatch.setattr(PruningModule, "rewind", rewind)
     cfg = make_cfg(
         *overrides(device, precision, "schedule=lottery", "schedule.epochs=2",
-                   "optim.average_epochs=2", f"schedule.reinit={str(reinit).lower()}")
+                   "optim.average_fraction=1", f"schedule.reinit={str(reinit).lower()}")
     )  # fmt: skip
     result = run_job(cfg)
     assert result["dense_cache"] is not None

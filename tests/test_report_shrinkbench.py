@@ -15,17 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelab import report
-from prunelab.report import (
+from prunelab.report import DROP_PLOT, ReportError, make_report, plots
+from prunelab.report.__main__ import main as report_main
+from prunelab.report.plots import (
+    COMPARISON_PLOTS,
     COMPRESSION_LABEL,
-    DROP_PLOT,
-    PLOT_NAMES,
-    ReportError,
-    actual_sparsity,
-    compression_ratio,
-    make_report,
+    epoch_plot_name,
+    sparsity_plot_name,
 )
-from prunelab.report import main as report_main
+from prunelab.report.stats import actual_sparsity, compression_ratio
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -158,7 +156,7 @@ def test_compression_ratio_is_one_over_the_kept_fraction():
 def axes_by_plot(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
     """Record each plot's x scale, label and line x-data as ``_finish`` writes it."""
     seen: dict[str, dict[str, Any]] = {}
-    finish = report._finish
+    finish = plots.finish
 
     def spy(fig: Any, ax: Any, path: Path, written: list[str], **labels: Any) -> None:
         finish(fig, ax, path, written, **labels)
@@ -172,7 +170,7 @@ def axes_by_plot(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
             ],
         }
 
-    monkeypatch.setattr(report, "_finish", spy)
+    monkeypatch.setattr(plots, "finish", spy)
     return seen
 
 
@@ -189,16 +187,12 @@ def test_x_compression_puts_the_accuracy_plots_on_a_log_compression_axis(tmp_pat
     compression_sweep(tmp_path)
     seen = axes_by_plot(monkeypatch)
     out = make_report(tmp_path, tmp_path / "report", x="compression")
-    weight = [n for (_, s), n in PLOT_NAMES.items() if s in ("weight", "train", "test")]
-    assert len(weight) == 5  # the neuron plots need neuron jobs
+    weight = [epoch_plot_name(split, "weight") for split in ("train", "test")]
+    weight += [sparsity_plot_name("weight"), *COMPARISON_PLOTS.values()]
+    assert not (out / epoch_plot_name("test", "neuron")).exists(), "no neuron jobs"
     for name in [*weight, "Accuracy_vs_Effective_Sparsity.png", DROP_PLOT]:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
-    for name in (
-        PLOT_NAMES[("sparsity", "weight")],
-        PLOT_NAMES[("compare", "test")],
-        PLOT_NAMES[("compare", "train")],
-        DROP_PLOT,
-    ):
+    for name in (sparsity_plot_name("weight"), *COMPARISON_PLOTS.values(), DROP_PLOT):
         assert seen[name]["scale"] == "log", name
         assert seen[name]["xlabel"] == COMPRESSION_LABEL, name
         for xs in seen[name]["x"]:
@@ -213,7 +207,7 @@ def test_the_default_x_axis_is_still_k(tmp_path, monkeypatch):
     compression_sweep(tmp_path)
     seen = axes_by_plot(monkeypatch)
     make_report(tmp_path, tmp_path / "report")
-    plot = seen[PLOT_NAMES[("sparsity", "weight")]]
+    plot = seen[sparsity_plot_name("weight")]
     assert plot["scale"] == "function" and plot["xlabel"].startswith("sparsity k")
     assert plot["x"] == [pytest.approx([0.0, 0.5, 0.9])] * 2
     assert seen[DROP_PLOT]["scale"] == "log"  # the drop plot is always against compression
@@ -237,5 +231,7 @@ def test_the_reinit_control_is_reported_apart_from_the_ticket_with_the_same_mask
         job(tmp_path, "weight", 0.9, seed, ticket)
         job(tmp_path, "weight", 0.9, seed, control, reinit=True)
     summary = pd.read_csv(make_report(tmp_path, tmp_path / "report") / "summary.csv")
-    means = summary.groupby("strategy")["test_acc"].mean()
-    assert means.to_dict() == pytest.approx({"weight": 0.97, "weight+reinit": 0.91})
+    means = summary.groupby(["strategy", "group"])["test_acc"].mean()
+    assert means.to_dict() == pytest.approx(
+        {("weight", "schedule.reinit=false"): 0.97, ("weight", "schedule.reinit=true"): 0.91}
+    )

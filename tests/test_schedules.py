@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from prunelab.config.schema import GradualSchedule, IterativeSchedule
 from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE
 from prunelab.run import run_job
@@ -12,7 +13,6 @@ from prunelab.schedules import (
     cubic_ramp,
     iterative_prunes_after,
     iterative_releases_at,
-    lr_horizon,
     target_sparsity,
 )
 
@@ -51,7 +51,7 @@ def test_gradual_reaches_exactly_k_and_logs_the_ramp(make_cfg, tmp_path, finetun
 
     cfg = make_cfg(
         "schedule=gradual", "schedule.epochs=1", "schedule.ramp_epochs=2",
-        f"schedule.finetune_epochs={finetune}", "schedule.prune_every_steps=1",
+        f"schedule.finetune_epochs={finetune}", "schedule.prune_every_epochs=0.001",
         "data.limit=1024", "data.batch_size=128", "sparsity=0.9",
     )  # fmt: skip
     result = run_job(cfg)
@@ -78,7 +78,8 @@ def test_iterative_prunes_at_each_window_epoch_end_and_releases_in_between():
     releases = [s for s in range(0, 80) if iterative_releases_at(s, spe, 1, 3)]
     assert prunes == [20, 30, 40], "after the last step of each window epoch, never in dense"
     assert releases == [20, 30], "lifted at the start of every window epoch but the first"
-    assert lr_horizon("iterative", 1, 3) == 4 and lr_horizon("gradual", 1, 3) == 1
+    iterative = IterativeSchedule(epochs=1, ramp_epochs=3)
+    assert iterative.lr_epochs == 4 and GradualSchedule(epochs=1, ramp_epochs=3).lr_epochs == 1
 
 
 def test_released_masks_let_pruned_weights_grow_back():

@@ -10,7 +10,14 @@ import torch
 
 from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
-from prunelab.sparse import TARGETS, compact, csr_pays, export, load_export, save_export
+from prunelab.sparse import (
+    TARGETS,
+    compact,
+    export,
+    layer_seconds,
+    load_export,
+    save_export,
+)
 
 SIZES = [784, 1000, 1000, 500, 200, 10]
 
@@ -92,16 +99,31 @@ def test_csr_export_uses_int32_indices_for_pruned_layers_only(trained_like):
     assert w.values().numel() == round(0.1 * 1000 * 1000)
 
 
-def test_auto_picks_csr_only_where_it_pays(trained_like):
-    sparse_net = pruned(trained_like, "weight", 0.99)
-    assert export(sparse_net, "auto", batch_size=1).kinds[:4] == ["csr"] * 4
-    assert export(pruned(trained_like, "weight", 0.5), "auto", batch_size=1).kinds == ["dense"] * 5
-    assert (
-        export(pruned(trained_like, "weight", 0.9), "auto", batch_size=10_000).kinds
-        == ["dense"] * 5
-    )
-    assert export(pruned(trained_like, "neuron", 0.9), "auto").sizes == [784, 100, 100, 50, 20, 10]
-    assert csr_pays(0.2, 1) and not csr_pays(0.2, 10_000) and csr_pays(0.01, 10_000)
+def test_auto_picks_csr_for_exactly_the_layers_the_timer_finds_faster(trained_like):
+    """``auto`` asks a timer (on a real run: this machine's, ``layer_seconds``) which form of
+    each pruned layer is faster; a fake timer makes the choice testable without timing."""
+    asked = []
+
+    def csr_fast_below_20_percent(w, batch_size):
+        density = float((w != 0).float().mean())
+        asked.append(batch_size)
+        return {"dense": 1.0, "csr": 0.5 if density < 0.2 else 2.0}
+
+    net = pruned(trained_like, "weight", 0.9)
+    assert export(net, "auto", 7, timer=csr_fast_below_20_percent).kinds == ["csr"] * 4 + ["dense"]
+    assert asked == [7] * 4, "only pruned layers are timed, at the batch size asked"
+    half = pruned(trained_like, "weight", 0.5)
+    assert export(half, "auto", timer=csr_fast_below_20_percent).kinds == ["dense"] * 5
+    units = pruned(trained_like, "neuron", 0.9)
+    compacted = export(units, "auto", timer=csr_fast_below_20_percent)
+    assert compacted.sizes == [784, 100, 100, 50, 20, 10] and compacted.kinds == ["dense"] * 5
+
+
+def test_the_measured_timer_times_both_forms_at_the_batch_size(trained_like):
+    w = pruned(trained_like, "weight", 0.9).layers[1].weight.detach()
+    for batch in (1, 16):
+        seconds = layer_seconds(w, batch, reps=2)
+        assert set(seconds) == {"dense", "csr"} and all(t > 0 for t in seconds.values())
 
 
 def test_export_of_an_unpruned_model_is_the_dense_model(trained_like):

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.loggers import Logger
 
-from prunelab.config import stack_key
+from prunelab.config import load, stack_key
 from prunelab.errors import ConfigError
 from prunelab.logs import MemberLoggers
 from prunelab.module import PruningModule
@@ -118,10 +118,10 @@ def test_stacked_members_equal_separate_runs(make_cfg, tmp_path, recorded, extra
 
 
 def test_jobs_are_stacked_only_when_they_differ_in_strategy_sparsity_and_seed(make_cfg):
-    a = make_cfg("strategy=weight", "sparsity=0.5")
-    b = make_cfg("strategy=neuron", "sparsity=0.9")
-    c = make_cfg("strategy=weight", "sparsity=0.5", "seed=1")
-    d = make_cfg("strategy=weight", "sparsity=0.5", "optim.lr=0.01")
+    a = load(make_cfg("strategy=weight", "sparsity=0.5"))
+    b = load(make_cfg("strategy=neuron", "sparsity=0.9"))
+    c = load(make_cfg("strategy=weight", "sparsity=0.5", "seed=1"))
+    d = load(make_cfg("strategy=weight", "sparsity=0.5", "optim.lr=0.01"))
     assert stack_key(a) == stack_key(b) == stack_key(c) != stack_key(d)
     assert group_jobs([a, b, c, d, a], max_members=64) == [[0, 1, 2, 4], [3]]
     assert group_jobs([a, b, a, b, a], max_members=2) == [[0, 1], [2, 3], [4]]

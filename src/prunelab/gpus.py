@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prunelab.config import check_workers
 from prunelab.errors import ConfigError
@@ -68,7 +68,7 @@ def claim_gpu(n_gpus: int, poll_s: float = 0.5) -> int:
 
 def uses_gpu_pool(hydra_cfg: Any) -> bool:
     """Whether this job runs under the joblib launcher (``hydra/launcher=local_gpus``)."""
-    target = str(hydra_cfg.launcher.get("_target_", ""))
+    target = str(OmegaConf.select(hydra_cfg, "launcher._target_") or "")
     return "JoblibLauncher" in target
 
 

@@ -18,6 +18,7 @@ form (``sparse.compact``: dead units dropped, same logits, a fraction of the FLO
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,14 +31,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from prunelab.config.schema import OptimConfig, ScheduleConfig
 from prunelab.errors import TrainingError
 from prunelab.nets import StackedMLP
 from prunelab.sparse import compact
 
 EVAL_SPLITS = ("train", "val", "test")
 # Written into every checkpoint: 2 = weights and masks with a member axis, (M, out, in);
-# 3 = and one pruning callback for the whole stack; 4 = a per-step learning-rate scheduler.
-CHECKPOINT_FORMAT = 4
+# 3 = and one pruning callback for the whole stack; 4 = a per-step learning-rate scheduler;
+# 5 = independent random streams (streams.py), typed hyperparameters, a last.json manifest.
+CHECKPOINT_FORMAT = 5
 
 
 class MemberMetrics(Metric):
@@ -82,19 +85,27 @@ class PruningModule(pl.LightningModule):
     def __init__(
         self,
         net: StackedMLP,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        optimizer: str = "adam",
-        lr_schedule: str = "constant",
-        dense_epochs: int = 0,
-        finetune_lr_scale: float = 1.0,
-        total_epochs: int | None = None,
+        optim: OptimConfig,
+        schedule: ScheduleConfig,
         val_splits: Sequence[str] = ("val", "test"),
         steps_per_epoch: int | None = None,
-        rewind_epoch: int | None = None,
     ) -> None:
+        """``optim`` and ``schedule`` are the job's (``config.schema``): the optimizer, the
+        learning rate's horizon and restarts, the lottery's rewind epoch all come from them.
+        ``steps_per_epoch`` makes the rate change at every step after the dense phase."""
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
+        # Plain values only: a checkpoint's hyperparameters load with weights_only=True.
+        self.save_hyperparameters(
+            {
+                "optim": dataclasses.asdict(optim),
+                "finetune_scale": optim.finetune_scale,
+                "lr_epochs": schedule.lr_epochs,
+                "total_epochs": schedule.total_epochs,
+                "rewind_epoch": schedule.rewind_to,
+                "steps_per_epoch": steps_per_epoch,
+            }
+        )
+        rewind_epoch = schedule.rewind_to
         self.net = net
         self.val_splits = tuple(val_splits)
         self.test_splits = EVAL_SPLITS
@@ -132,7 +143,7 @@ class PruningModule(pl.LightningModule):
         loss, acc = (t.reshape(-1).tolist() for t in metric.compute())
         metric.reset()
         if split == "train" and not prefix:
-            check_finite(loss, self.current_epoch, self.hparams.lr)
+            check_finite(loss, self.current_epoch, self.hparams.optim["lr"])
         values = {}
         for i, (lo, ac) in enumerate(zip(loss, acc, strict=True)):
             values[f"m{i}/{prefix}{split}/loss"] = lo
@@ -228,9 +239,12 @@ class PruningModule(pl.LightningModule):
 
 
 @torch.no_grad()
-def member_accuracy(net: StackedMLP, loader: Iterable[tuple[Tensor, Tensor]]) -> list[float]:
+def member_accuracy(
+    net: StackedMLP, loader: Iterable[tuple[Tensor, Tensor]]
+) -> tuple[list[float], int]:
     """Each member's accuracy on ``loader``'s batches, read to the host once (inputs in the
-    weights' dtype, as the trainer's precision plugin gives them to ``validation_step``)."""
+    weights' dtype, as the trainer's precision plugin gives them to ``validation_step``),
+    and the number of samples it is over."""
     correct, n = None, 0
     dtype = net.layers[0].weight.dtype
     for x, y in loader:
@@ -238,7 +252,7 @@ def member_accuracy(net: StackedMLP, loader: Iterable[tuple[Tensor, Tensor]]) ->
         correct = hits if correct is None else correct + hits
         n += y.shape[-1]
     assert correct is not None, "member_accuracy needs a non-empty loader"
-    return (correct.double() / n).reshape(-1).tolist()
+    return (correct.double() / n).reshape(-1).tolist(), n
 
 
 @torch.no_grad()
@@ -337,7 +351,9 @@ def set_loader_epoch(module: pl.LightningModule) -> None:
 
 
 def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[str, Any]:
-    """Optimizer and learning-rate schedule (``lr_factor``) from a module's hyperparameters.
+    """Optimizer and learning-rate schedule (``lr_factor``) from a module's hyperparameters
+    (``optim``, the job's ``OptimConfig`` as a dict; ``lr_epochs``, ``total_epochs``,
+    ``rewind_epoch`` and ``steps_per_epoch`` from its schedule and data).
 
     With ``steps_per_epoch`` known (every run's module) the factor is updated after every
     step, so a fine-tune of one epoch still anneals to ~0 by its last step; the dense phase
@@ -349,21 +365,22 @@ def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[st
     keep their bits.
     """
     params = list(params)
-    if hp["optimizer"] == "sgd":
-        opt = torch.optim.SGD(params, lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
+    o = hp["optim"]
+    if o["name"] == "sgd":
+        opt = torch.optim.SGD(params, lr=o["lr"], momentum=0.9, weight_decay=o["weight_decay"])
     else:
-        cls = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
+        cls = torch.optim.AdamW if o["name"] == "adamw" else torch.optim.Adam
         fused = all(p.device.type == "cuda" for p in params) or None
-        opt = cls(params, lr=hp["lr"], weight_decay=hp["weight_decay"], fused=fused)
+        opt = cls(params, lr=o["lr"], weight_decay=o["weight_decay"], fused=fused)
     factor = partial(
         lr_factor,
-        hp["lr_schedule"],
-        hp["dense_epochs"],
-        hp["finetune_lr_scale"],
-        total_epochs=hp.get("total_epochs"),
-        rewind_epoch=hp.get("rewind_epoch"),
+        o["lr_schedule"],
+        hp["lr_epochs"],
+        hp["finetune_scale"],
+        total_epochs=hp["total_epochs"],
+        rewind_epoch=hp["rewind_epoch"],
     )
-    spe = hp.get("steps_per_epoch")
+    spe = hp["steps_per_epoch"]
     if spe:
         scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: factor(step / spe))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

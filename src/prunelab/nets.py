@@ -27,8 +27,8 @@ from prunelab.pruning import (
     sparsity_report,
     stacked_masks,
     stacked_sparsity_report,
-    stream_seed,
 )
+from prunelab.streams import seed_for
 
 
 def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
@@ -58,28 +58,6 @@ def install_masks(
     for i, mask in zip(chosen, new, strict=True):
         masks[i].copy_(mask)
         weights[i].mul_(masks[i])
-
-
-def fresh_weights(
-    sizes: Sequence[int], seeds: Sequence[int], device: torch.device, dtype: torch.dtype
-) -> list[Tensor]:
-    """New initial weights of the kind ``MaskedMLP`` draws, one member per seed, stacked
-    (M, out, in) per layer: the lottery's re-initialised control.
-
-    Drawn from ``reinit_seed(seed)``, never from ``seed`` (which would replay the original
-    init), inside a forked RNG so the run's own random stream is left where it was.
-    """
-    members = []
-    with torch.random.fork_rng(devices=[]):
-        for seed in seeds:
-            torch.manual_seed(reinit_seed(seed))
-            members.append([layer.weight.detach() for layer in MaskedMLP(sizes).layers])
-    return [torch.stack(ws).to(device=device, dtype=dtype) for ws in zip(*members, strict=True)]
-
-
-def reinit_seed(seed: int) -> int:
-    """The seed of run ``seed``'s re-initialised weights: a stream of its own."""
-    return stream_seed(seed, 0x7265696E)  # "rein"
 
 
 class MaskedLinear(nn.Linear):
@@ -124,6 +102,26 @@ class MaskedMLP(nn.Module):
     def sparsity(self, k: float, prune_output: bool = False) -> dict[str, float]:
         """Sparsity figures of the masks as they are now (see ``pruning.sparsity_report``)."""
         return sparsity_report(self.masks(), prunable_layers(len(self.layers), prune_output), k)
+
+
+def seeded_mlp(sizes: Sequence[int], seed: int, purpose: str = "init") -> MaskedMLP:
+    """A new ``MaskedMLP`` whose initial weights come from run ``seed``'s stream ``purpose``
+    (``streams.seed_for``): ``init`` for a run's network, ``reinit`` for the lottery's fresh
+    control. Drawn inside a forked RNG, so the process's own random state is left alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed_for(seed, purpose))
+        return MaskedMLP(sizes)
+
+
+def fresh_weights(
+    sizes: Sequence[int], seeds: Sequence[int], device: torch.device, dtype: torch.dtype
+) -> list[Tensor]:
+    """New initial weights of the kind ``MaskedMLP`` draws, one member per seed, stacked
+    (M, out, in) per layer: the lottery's re-initialised control, from each seed's ``reinit``
+    stream (never its ``init`` stream, which would replay the original weights)."""
+    members = [[layer.weight.detach() for layer in seeded_mlp(sizes, s, "reinit").layers]
+               for s in seeds]  # fmt: skip
+    return [torch.stack(ws).to(device=device, dtype=dtype) for ws in zip(*members, strict=True)]
 
 
 class StackedLayer(nn.Module):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
+import platform
 import subprocess
 import tempfile
 import time
@@ -22,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from prunelab import __version__
+from prunelab.errors import MismatchError
+from prunelab.identity import IDENTITY_VERSION, differences, identity
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
 MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.csv"
+log = logging.getLogger("prunelab")
 
 
 @contextmanager
@@ -118,30 +123,148 @@ def git_sha(start: Path | None = None) -> str:
         return "unknown"
 
 
-def config_hash(cfg: dict[str, Any], length: int = 16) -> str:
-    """Short stable hash of a resolved config (keys sorted), to tell runs apart."""
-    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def utc_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename ``path`` (a file or a folder) to ``<name>.<why>-<UTC time>`` beside it, never
+    deleting it: a checkpoint or cache entry that failed its check stays for inspection."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.{why}-{utc_stamp()}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{why}-{utc_stamp()}-{n}")
+    os.replace(path, target)
+    return target
+
+
+# What a finished or interrupted job leaves in its folder, besides Hydra's own files.
+JOB_FILES = (RESULT_FILE, METRICS_FILE, MODEL_FILE, ERROR_FILE, "last.ckpt", "last.json",
+             "tensorboard")  # fmt: skip
+SUPERSEDED = ".superseded-"
+
+
+def supersede(folder: Path, old_identity: str | None) -> Path:
+    """Move an earlier run's files out of the way, into ``.superseded-<its identity>/`` of the
+    same folder (``on_mismatch=rerun``): the new run starts clean, the old one stays whole."""
+    target = folder / f"{SUPERSEDED}{old_identity or 'unversioned'}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{SUPERSEDED}{old_identity or 'unversioned'}-{n}"
+    target.mkdir()
+    for name in JOB_FILES:
+        if (folder / name).exists():
+            os.replace(folder / name, target / name)
+    log.info("%s held another config's run: moved its files to %s", folder, target.name)
+    return target
+
+
+def check_prior(
+    job_dir: Path, identity: str, config: dict[str, Any], on_mismatch: str, act: bool = True
+) -> dict[str, Any] | None:
+    """The finished result ``job_dir`` holds for this ``identity``, or None if it holds none.
+
+    A result of another identity is never returned: the job stops with one line naming the
+    settings that differ (``MismatchError``), or, with ``on_mismatch="rerun"``, its files are
+    superseded (``act=False``: only checked, nothing moved) and the job trains again.
+    """
+    result = read_result(job_dir)
+    if result is None or result.get("identity") == identity:
+        return result
+    if on_mismatch != "rerun":
+        raise MismatchError(mismatch_message(job_dir, "a result", result, config))
+    if act:
+        supersede(Path(job_dir), result.get("identity"))
+    return None
+
+
+def mismatch_message(
+    folder: Path, what: str, made_by: dict[str, Any], config: dict[str, Any]
+) -> str:
+    """Why ``folder``'s ``what`` (made by a run whose record is ``made_by``) is not this
+    config's, and the two ways forward, in one line."""
+    version = made_by.get("identity_version")
+    diffs = differences(made_by.get("config"), config) if made_by.get("config") else []
+    if version != IDENTITY_VERSION:
+        why = (
+            f"made by an older prunelab (identity version {version or 1}, now "
+            f"{IDENTITY_VERSION}), whose numbers this code does not reproduce"
+        )
+    elif diffs:
+        shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+        why = f"of another config ({shown})"
+    else:
+        why = "of another config"
+    return (
+        f"{folder} holds {what} {why}; use another folder (hydra.run.dir=… or "
+        "hydra.sweep.dir=…), or add on_mismatch=rerun to train it again, keeping the old files "
+        f"in {SUPERSEDED}<identity>/ there"
+    )
+
+
+def numerics(device: torch.device, dtype: torch.dtype, precision: str) -> dict[str, Any]:
+    """The numeric environment a result was computed in: the same config can give other
+    bits on another device, dtype, matmul precision, thread count or torch version (one
+    thread vs two moved a LeNet's test error by 0.2 points)."""
+    cuda = device.type == "cuda"
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "trainer_precision": precision,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda if cuda else None,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def job_result(
-    cfg: DictConfig,
+    config: dict[str, Any],
     final: dict[str, float],
     figures: dict[str, float],
     run: dict[str, Any],
     started: tuple[float, float],
 ) -> dict[str, Any]:
-    """The ``result.json`` content of one finished job: what it was, what it scored (``final``
-    test-stage figures, sparsity ``figures``), how it ran (``run``) and how to redo it."""
+    """The ``result.json`` content of one finished job: what it was (its resolved
+    ``config``, ``dataclasses.asdict`` of its settings), what it scored (``final`` test-stage
+    figures, sparsity ``figures``), how it ran (``run``) and how to redo it."""
+    schedule = config["schedule"]
     return {
         "status": "ok",
-        "strategy": cfg.strategy.name,
-        "sparsity": float(cfg.sparsity),
-        "schedule": cfg.schedule.name,
-        "epochs": cfg.schedule.epochs,
-        "finetune_epochs": cfg.schedule.finetune_epochs,
-        "ramp_epochs": cfg.schedule.get("ramp_epochs", 0),
-        "seed": cfg.seed,
+        "strategy": config["strategy"]["name"],
+        "sparsity": float(config["sparsity"]),
+        "schedule": schedule["name"],
+        "epochs": schedule["epochs"],
+        "finetune_epochs": schedule["finetune_epochs"],
+        "ramp_epochs": schedule.get("ramp_epochs", 0),
+        "seed": config["seed"],
         **{key.replace("/", "_"): value for key, value in final.items()},
         "figures": figures,
         **run,
@@ -149,19 +272,20 @@ def job_result(
         "started_at": started[1],
         "finished_at": time.time(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        **provenance(cfg),
+        **provenance(config),
     }
 
 
-def provenance(cfg: DictConfig) -> dict[str, Any]:
-    """What a result needs to be reproduced: code version, library version, full config."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+def provenance(config: dict[str, Any]) -> dict[str, Any]:
+    """What a result needs to be reproduced and recognised: code and library versions, the
+    full config, and its identity (``identity.identity``)."""
     return {
         "git_sha": git_sha(),
         "prunelab_version": __version__,
         "torch_version": torch.__version__,
-        "config_hash": config_hash({k: v for k, v in resolved.items() if k != "paths"}),
-        "config": resolved,
+        "identity": identity(config),
+        "identity_version": IDENTITY_VERSION,
+        "config": config,
     }
 
 

@@ -2,52 +2,123 @@
 
 A long job keeps ``last.ckpt`` (``callbacks.LastCheckpoint``, atomically replaced every N
 epochs) in its work dir: the job dir of a single run, the stack's dir of a stacked one, the
-build dir of a dense-cache entry. Re-running the same command finds it here and continues
-from it; the rows the killed run had logged up to that epoch are read back and replayed into
-the new logger, so the curves stay whole.
+build dir of a dense-cache entry. Beside it, ``last.json`` records the checkpoint's sha256,
+format, stack size, epoch and the identity of the config that wrote it. Re-running the same
+command finds them here and continues; the rows the killed run had logged up to that epoch
+are read back and replayed into the new logger, so the curves stay whole.
+
+A checkpoint that fails its check (truncated, replaced, unreadable, another format or stack
+size) is set aside, renamed and never deleted, and training starts over, with one line
+saying so. One written by another config is never resumed: the run stops (``MismatchError``)
+or, with ``on_mismatch=rerun``, supersedes it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import Logger
 
+from prunelab.errors import MismatchError
+from prunelab.identity import IDENTITY_VERSION
 from prunelab.module import CHECKPOINT_FORMAT
+from prunelab.results import (
+    atomic_path,
+    mismatch_message,
+    set_aside,
+    sha256_file,
+    supersede,
+    write_json_atomic,
+)
 
 LAST_CKPT = "last.ckpt"
+LAST_MANIFEST = "last.json"
 log = logging.getLogger("prunelab")
 
 Rows = list[dict[str, float]]
 
 
-def resume_point(folder: Path, members: int) -> tuple[Path | None, int]:
-    """``(last.ckpt, its epoch)`` if ``folder`` holds one a stack of ``members`` can resume
-    from, else ``(None, -1)``.
+def write_manifest(
+    ckpt: Path, epoch: int, members: int, identity: str, config: dict[str, Any] | None
+) -> None:
+    """Record ``ckpt`` (just written) in its ``last.json``: what a resume will check, and
+    the ``config`` of the run that wrote it (which names the keys a mismatch differs in)."""
+    write_json_atomic(
+        ckpt.with_name(LAST_MANIFEST),
+        {
+            "sha256": sha256_file(ckpt),
+            "format": CHECKPOINT_FORMAT,
+            "members": members,
+            "epoch": epoch,
+            "identity": identity,
+            "made_by": {"identity_version": IDENTITY_VERSION, "config": config},
+        },
+    )
 
-    An unreadable checkpoint (a foreign file; ours are written atomically), one written by
-    an older prunelab, or one of another stack size is removed, and training starts over
-    rather than failing on it.
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((folder / LAST_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def checkpoint_problem(path: Path, manifest: dict[str, Any] | None, members: int) -> str | None:
+    """Why ``path`` cannot be resumed by a stack of ``members``, or None if it can."""
+    if manifest is None:
+        return "it has no readable last.json"
+    if manifest.get("sha256") != sha256_file(path):
+        return "it does not match the sha256 in its last.json"
+    if manifest.get("format") != CHECKPOINT_FORMAT:
+        return f"an older format ({manifest.get('format')}, now {CHECKPOINT_FORMAT})"
+    if manifest.get("members") != members:
+        return f"a stack of {manifest.get('members')}, this run is {members}"
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        return f"it fails to load ({type(e).__name__})"
+    return None
+
+
+def resume_point(
+    folder: Path,
+    members: int,
+    identity: str,
+    config: dict[str, Any] | None = None,
+    on_mismatch: str = "stop",
+) -> tuple[Path | None, int]:
+    """``(last.ckpt, its epoch)`` if ``folder`` holds one this run may resume, else
+    ``(None, -1)``: nothing there, or a checkpoint set aside (see the module docstring).
+
+    ``identity`` is the identity of the run (of the stack's members, or the dense-cache key);
+    ``config`` the run's settings, which name the differing keys when they do not match.
     """
     path = folder / LAST_CKPT
     if not path.is_file():
         return None, -1
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        epoch = int(ckpt["epoch"])
-        stamp = ckpt.get("prunelab", {})
-    except Exception as e:
-        log.warning("ignoring unreadable %s (%s); starting over", path, e)
-        path.unlink()
+    manifest = read_manifest(folder)
+    problem = checkpoint_problem(path, manifest, members)
+    if problem is not None:
+        aside = set_aside(path, "unusable")
+        log.warning("not resuming from %s: %s; set aside as %s, starting over",
+                    path, problem, aside.name)  # fmt: skip
         return None, -1
-    expected = {"format": CHECKPOINT_FORMAT, "members": members}
-    if stamp != expected:
-        log.warning("ignoring %s (%s, this run needs %s); starting over", path, stamp, expected)
-        path.unlink()
+    assert manifest is not None
+    if manifest.get("identity") != identity:
+        if on_mismatch != "rerun":
+            made_by = {"identity_version": None, "config": None, **manifest.get("made_by", {})}
+            raise MismatchError(mismatch_message(folder, "a checkpoint", made_by, config or {}))
+        supersede(folder, manifest.get("identity"))
         return None, -1
+    epoch = int(manifest["epoch"])
     log.info("resuming from %s (epoch %d done)", path, epoch + 1)
     return path, epoch
 
@@ -63,10 +134,16 @@ def read_rows(metrics_csv: Path, up_to_epoch: int | None = None) -> Rows:
     return [{k: float(v) for k, v in row.items() if pd.notna(v)} for row in rows.to_dict("records")]
 
 
-def resumed(workdir: Path, logs: list[Path]) -> tuple[Path | None, int, list[Rows]]:
+def resumed(
+    workdir: Path,
+    logs: list[Path],
+    identity: str,
+    config: dict[str, Any] | None = None,
+    on_mismatch: str = "stop",
+) -> tuple[Path | None, int, list[Rows]]:
     """``resume_point`` for a stack of ``len(logs)`` members, with the rows each member's log
     keeps: ``(last.ckpt or None, its epoch, rows per log)``; no rows when starting over."""
-    ckpt, epoch = resume_point(workdir, len(logs))
+    ckpt, epoch = resume_point(workdir, len(logs), identity, config, on_mismatch)
     return ckpt, epoch, [read_rows(path, epoch) if ckpt else [] for path in logs]
 
 
@@ -78,3 +155,72 @@ def replay(rows: Rows, logger: Logger) -> None:
         step = int(values.pop("step"))
         if values:
             logger.log_metrics(values, step=step)
+
+
+class LastCheckpoint(pl.Callback):
+    """Every ``every_n_epochs`` epochs, atomically replace ``path`` with a full checkpoint, as
+    long as saving stays within ``max_share`` of the training time (``checkpoint_due``).
+
+    For long runs: a job killed at any moment resumes from its last completed checkpoint
+    (``resume_point``). Written to a temp file and renamed, so ``path`` is never half a
+    checkpoint; then ``last.json`` records its sha256 and the ``identity`` of the run (and
+    its ``config``). No checkpoint follows the last epoch: the run's results come next.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        every_n_epochs: int,
+        max_share: float,
+        identity: str,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.identity = identity
+        self.config = config
+        self.every_n_epochs = every_n_epochs
+        self.max_share = max_share
+        self.saved_s = 0.0  # seconds spent saving so far
+        self.last_save_s = 0.0  # the latest save's, the estimate of the next one
+        self.last_epoch = -1  # the epoch the latest checkpoint ends
+        self._started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+        self.last_epoch = trainer.current_epoch - 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if epoch + 1 >= (trainer.max_epochs or 0):
+            return
+        elapsed = time.perf_counter() - self._started
+        due = checkpoint_due(
+            epoch - self.last_epoch,
+            self.every_n_epochs,
+            elapsed,
+            self.saved_s + self.last_save_s,
+            self.max_share,
+        )
+        if not due:
+            return
+        start = time.perf_counter()
+        # The epoch's log row first: a run resumed from this checkpoint replays it.
+        pl_module.write_log(epoch=epoch)
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)
+        write_manifest(self.path, epoch, len(pl_module.net), self.identity, self.config)
+        self.last_save_s = time.perf_counter() - start
+        self.saved_s += self.last_save_s
+        self.last_epoch = epoch
+        log.debug("saved %s in %.2f s (%.2f s in all)", self.path, self.last_save_s, self.saved_s)
+
+
+def checkpoint_due(
+    epochs_since: int, every_n_epochs: int, elapsed_s: float, cost_s: float, max_share: float
+) -> bool:
+    """Whether to save now: ``every_n_epochs`` epochs since the last save, and the saves so far
+    plus this one (``cost_s``, estimated by the latest save) within ``max_share`` of the
+    ``elapsed_s`` seconds trained since the start. The first save is always allowed (its cost
+    is unknown); after it, saving costs at most about ``max_share`` of the run."""
+    return epochs_since >= every_n_epochs and cost_s <= max_share * elapsed_s

@@ -2,10 +2,11 @@
 
 A single run is a list of one (``run_job``); ``hydra/launcher=stacked`` hands over groups of
 jobs that differ only in strategy, sparsity and seed (``group_jobs``). Either way the same
-steps run, once: skip finished jobs, check the rest, load the data onto the trainer's device,
-resume from ``last.ckpt`` or start from the dense cache, replay earlier log rows, build the
-members (each seeded as its separate run would be), fit, test, and write each job's
-``result.json``.
+steps run, once: turn each composed config into a checked, typed job (``config.load``),
+return the finished jobs whose folders hold a result of the same identity (and refuse a
+folder holding another's), check the rest, resume from ``last.ckpt`` or start from the dense
+cache, load the data onto the trainer's device, replay earlier log rows, build the members
+(each seeded as its separate run would be), fit, test, and write each job's ``result.json``.
 
 On a 2-core CPU a stack does not pay (``scripts/bench_train.py``); on a GPU it is the fast
 path, since one small MLP leaves the device mostly idle.
@@ -13,6 +14,7 @@ path, since one small MLP leaves the device mostly idle.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -27,7 +29,7 @@ from typing import Any, NamedTuple
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from prunelab import cache
@@ -35,30 +37,38 @@ from prunelab.callbacks import (
     EpochBar,
     EpochSummary,
     FinetuneGuard,
-    LastCheckpoint,
     PruningCallback,
     WeightAveraging,
 )
 from prunelab.config import (
+    Config,
+    check_environment,
     check_max_members,
     check_sizes,
     check_stack,
-    optim_settings,
+    load,
     stack_key,
-    total_epochs,
 )
 from prunelab.data import BatchLoader, RawDataset, dataset_summary, load_dataset, make_splits
-from prunelab.errors import TrainingError
+from prunelab.errors import MismatchError, TrainingError
+from prunelab.identity import config_hash, identity
 from prunelab.logs import MemberLoggers, csv_log
 from prunelab.module import PruningModule
-from prunelab.nets import MaskedMLP, StackedMLP
-from prunelab.results import config_hash, job_result, read_result, save_result, write_error
-from prunelab.resume import LAST_CKPT, Rows, read_rows, replay, resumed
+from prunelab.nets import StackedMLP, seeded_mlp
+from prunelab.results import (
+    check_prior,
+    job_result,
+    numerics,
+    save_result,
+    write_error,
+)
+from prunelab.resume import LAST_CKPT, LAST_MANIFEST, LastCheckpoint, Rows, replay, resumed
+from prunelab.resume import read_rows as read_log_rows
 from prunelab.sparse import inference_speedup
 
 log = logging.getLogger("prunelab")
 STACK_DIR = ".stacked"
-DEFAULT_DATA_DIR = "data"  # conf/config.yaml's paths.data_dir without PRUNELAB_DATA_DIR
+DEFAULT_DATA_DIR = "data"  # the schema's paths.data_dir without PRUNELAB_DATA_DIR
 EXPANDED_CKPT = "dense-stacked.ckpt"
 Outcome = dict[str, Any] | BaseException
 
@@ -67,16 +77,21 @@ cached_dataset = functools.lru_cache(maxsize=2)(load_dataset)
 cached_splits = functools.lru_cache(maxsize=2)(make_splits)
 
 
-def group_jobs(cfgs: Sequence[DictConfig], max_members: int) -> list[list[int]]:
+def as_job(cfg: DictConfig | Config) -> Config:
+    """A composed config as a checked, typed job (a job stays as it is)."""
+    return cfg if isinstance(cfg, Config) else load(cfg)
+
+
+def group_jobs(cfgs: Sequence[DictConfig | Config], max_members: int) -> list[list[int]]:
     """Indices of ``cfgs`` grouped by ``config.stack_key``, in order, ≤ ``max_members`` each."""
     check_max_members(max_members)
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(cfgs):
-        groups.setdefault(stack_key(cfg), []).append(i)
+        groups.setdefault(stack_key(as_job(cfg)), []).append(i)
     return [g[j : j + max_members] for g in groups.values() for j in range(0, len(g), max_members)]
 
 
-def run_job(cfg: DictConfig) -> dict[str, Any]:
+def run_job(cfg: DictConfig | Config) -> dict[str, Any]:
     """Train, prune and evaluate one job; its ``result.json`` content, or raise its error."""
     outcome = run_jobs([cfg])[0]
     if isinstance(outcome, BaseException):
@@ -84,31 +99,49 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     return outcome
 
 
-def run_jobs(cfgs: Sequence[DictConfig], progress_bar: bool = False) -> list[Outcome]:
+def run_jobs(cfgs: Sequence[DictConfig | Config], progress_bar: bool = False) -> list[Outcome]:
     """Train ``cfgs`` as one stack; per job, its result (also in its ``result.json``) or the
-    exception that stopped it (also in its ``error.txt``).
+    exception that stopped it (also in its ``error.txt``, unless its folder belongs to
+    another config's run).
 
-    A job whose folder already holds a finished result returns it without training, so
-    re-running an interrupted sweep only does what is missing. A stack fails as a whole (bad
-    config, diverged member): each unfinished job is then marked failed. ``progress_bar``
-    adds a terminal progress bar (``callbacks.EpochBar``) to the one-line epoch summaries.
+    A job whose folder already holds a finished result of its identity returns it without
+    training, so re-running an interrupted sweep only does what is missing; a folder that
+    holds another identity's result stops the stack before any work (``on_mismatch``). A
+    stack fails as a whole (bad config, diverged member): each unfinished job is then marked
+    failed. ``progress_bar`` adds a terminal progress bar to the one-line epoch summaries.
     """
-    outcomes: list[Outcome | None] = [read_result(Path(c.paths.output_dir)) for c in cfgs]
-    for cfg, done in zip(cfgs, outcomes, strict=True):
-        if done is not None:
-            log.info("%s/result.json exists: returning it without training", cfg.paths.output_dir)
+    try:
+        jobs = [as_job(c) for c in cfgs]
+        outcomes: list[Outcome | None] = [prior_result(job) for job in jobs]
+    except MismatchError as e:
+        return [e] * len(cfgs)
+    except Exception as e:
+        for cfg in cfgs:
+            record_failure(Path(str(cfg.paths.output_dir)), e)
+        return [e] * len(cfgs)
     todo = [i for i, r in enumerate(outcomes) if r is None]
     if todo:
-        jobs = [cfgs[i] for i in todo]
+        todo_jobs = [jobs[i] for i in todo]
         try:
-            results: Sequence[Outcome] = train_stack(jobs, progress_bar)
+            results: Sequence[Outcome] = train_stack(todo_jobs, progress_bar)
+        except MismatchError as e:
+            results = [e] * len(todo_jobs)
         except Exception as e:
-            for cfg in jobs:
-                record_failure(Path(cfg.paths.output_dir), e)
-            results = [e] * len(jobs)
+            for job in todo_jobs:
+                record_failure(Path(job.paths.output_dir), e)
+            results = [e] * len(todo_jobs)
         for i, r in zip(todo, results, strict=True):
             outcomes[i] = r
     return outcomes  # type: ignore[return-value]
+
+
+def prior_result(job: Config) -> dict[str, Any] | None:
+    """The finished result of this job's identity in its folder (``results.check_prior``)."""
+    config = dataclasses.asdict(job)
+    done = check_prior(Path(job.paths.output_dir), identity(config), config, job.on_mismatch)
+    if done is not None:
+        log.info("%s/result.json exists: returning it without training", job.paths.output_dir)
+    return done
 
 
 def record_failure(job_dir: Path, error: BaseException) -> None:
@@ -136,34 +169,65 @@ class Start:
     ckpt: Path | None
     rows: list[Rows]
     resumed_after_epoch: int | None = None
-    dense: list[Path] | None = None  # each member's dense-cache checkpoint
+    dense: list[Path] | None = None  # each member's dense-cache entry
 
 
-def train_stack(cfgs: Sequence[DictConfig], progress_bar: bool = False) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Stack:
+    """The jobs of one stack, their folders, and what names the stack as a whole."""
+
+    jobs: list[Config]
+    outs: list[Path]
+    workdir: Path
+    identity: str  # of the stack: its members' identities, in order
+
+    @property
+    def base(self) -> Config:
+        """The first job: every setting but the members' own is the same in all of them."""
+        return self.jobs[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [job.seed for job in self.jobs]
+
+
+def make_stack(jobs: Sequence[Config]) -> Stack:
+    outs = [Path(job.paths.output_dir) for job in jobs]
+    ids = [identity(dataclasses.asdict(job)) for job in jobs]
+    return Stack(
+        list(jobs), outs, stack_workdir(outs), ids[0] if len(ids) == 1 else config_hash(ids)
+    )
+
+
+def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict[str, Any]]:
     """``run_jobs`` for jobs that all need training."""
-    check_stack(cfgs)
-    base = cfgs[0]
-    torch.set_float32_matmul_precision(base.get("float32_matmul_precision", "highest"))
+    check_stack(jobs)
+    stack = make_stack(jobs)
+    base = stack.base
+    check_environment(base)
+    torch.set_float32_matmul_precision(base.float32_matmul_precision)
     quiet_lightning()
     started = time.perf_counter(), time.time()
+    stack.workdir.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.asdict(base)
+    ckpt, epoch, rows = resumed(stack.workdir, [d / "metrics.csv" for d in stack.outs],
+                                stack.identity, config, base.on_mismatch)  # fmt: skip
     raw = load_data(base)
-    outs = [Path(c.paths.output_dir) for c in cfgs]
-    workdir = stack_workdir(outs)
-    workdir.mkdir(parents=True, exist_ok=True)
-    seeds = [int(c.seed) for c in cfgs]
-    start = starting_point(base, raw, workdir, outs, seeds)  # reads old logs: before the loggers
-    loggers = [hydra.utils.instantiate(c.logger) for c in cfgs]
-    for rows, logger in zip(start.rows, loggers, strict=True):
-        replay(rows, logger)
+    start = starting_point(stack, raw, ckpt, epoch, rows)  # reads old logs: before the loggers
+    loggers = [logger_of(job) for job in jobs]
+    for member_rows, logger in zip(start.rows, loggers, strict=True):
+        replay(member_rows, logger)
 
-    if len(cfgs) > 1:
-        log.info("stacked run of %d members → %s", len(cfgs), workdir)
+    if len(jobs) > 1:
+        log.info("stacked run of %d members → %s", len(jobs), stack.workdir)
     fit_started = time.perf_counter()
-    trainer, module, pruning, summary, checkpoint = fit(
-        cfgs, raw, workdir, loggers, total_epochs(base), start.ckpt, progress_bar
-    )
+    checkpointing = Checkpointing(stack.identity, config)
+    fitted = fit(stack, raw, loggers, base.schedule.total_epochs, start.ckpt, checkpointing,
+                 progress_bar)  # fmt: skip
+    trainer, module, pruning, summary, checkpoint = fitted
     fit_time = time.perf_counter() - fit_started
-    _, evals = loaders(base, raw, trainer.strategy.root_device, seeds)
+    device = trainer.strategy.root_device
+    _, evals = loaders(base, raw, device, stack.seeds)
     trainer.test(module, dataloaders=[evals[s] for s in module.test_splits], verbose=False)
     for logger in loggers:
         logger.finalize("success")
@@ -172,29 +236,43 @@ def train_stack(cfgs: Sequence[DictConfig], progress_bar: bool = False) -> list[
     writing = time.perf_counter()
     figures = pruning.figures(module)
     epoch_time = median_epoch_time(summary.epoch_times)
-    for i, (cfg, out) in enumerate(zip(cfgs, outs, strict=True)):
+    env = numerics(device, module.net.layers[0].weight.dtype, base.trainer.precision)
+    for i, (job, out) in enumerate(zip(jobs, stack.outs, strict=True)):
         net = module.net.unstack(i).cpu()
         run = {
             "dataset": raw.name,
             "data_source": raw.source,
-            "inference": measure_inference(cfg, net),
+            "data_sha256": raw.digest,
+            "numerics": env,
+            "inference": measure_inference(job, net),
             "fit_time_s": fit_time,
             "epoch_time_s": epoch_time,
             "checkpoint_time_s": checkpoint.saved_s if checkpoint else None,
-            "dense_cache": str(start.dense[i]) if start.dense else None,
+            "dense_cache": cache_record(start.dense[i]) if start.dense else None,
             "resumed_after_epoch": start.resumed_after_epoch,
-            "stacked": {"members": len(cfgs), "index": i, "workdir": str(workdir)},
+            "stacked": {"members": len(jobs), "index": i, "workdir": str(stack.workdir)},
         }
         final = final_metrics(module.figures, f"m{i}/")
-        result = job_result(cfg, final, figures[i], run, started)
-        save_result(out, result, net.state_dict() if cfg.save_model else None)
+        result = job_result(dataclasses.asdict(job), final, figures[i], run, started)
+        save_result(out, result, net.state_dict() if job.save_model else None)
         log_result(result, out)
         results.append(result)
-    if len(cfgs) > 1:
-        log.info("wrote %d results in %.1f s", len(cfgs), time.perf_counter() - writing)
-    for path in (workdir / LAST_CKPT, workdir / EXPANDED_CKPT):
-        path.unlink(missing_ok=True)
+    if len(jobs) > 1:
+        log.info("wrote %d results in %.1f s", len(jobs), time.perf_counter() - writing)
+    for name in (LAST_CKPT, LAST_MANIFEST, EXPANDED_CKPT):
+        (stack.workdir / name).unlink(missing_ok=True)
     return results
+
+
+def logger_of(job: Config) -> Logger:
+    """The job's logger (``logger=csv|tensorboard``), writing into its folder."""
+    return hydra.utils.instantiate(dataclasses.asdict(job.logger))
+
+
+def cache_record(entry: Path) -> dict[str, Any]:
+    """Where a job's dense model came from, and the numeric environment that trained it."""
+    manifest = cache.read_manifest(entry)
+    return {"entry": str(entry), "numerics": manifest.get("numerics")}
 
 
 def stack_workdir(job_dirs: Sequence[Path]) -> Path:
@@ -206,65 +284,83 @@ def stack_workdir(job_dirs: Sequence[Path]) -> Path:
 
 
 def starting_point(
-    base: DictConfig, raw: RawDataset, workdir: Path, job_dirs: Sequence[Path], seeds: list[int]
+    stack: Stack, raw: RawDataset, ckpt: Path | None, epoch: int, rows: list[Rows]
 ) -> Start:
-    """The stack's own ``last.ckpt`` if it left one; else, with dense epochs to train, the
-    dense cache's entries of the members' seeds (trained first if absent) stacked over the
-    members; else nothing."""
-    ckpt, epoch, rows = resumed(workdir, [d / "metrics.csv" for d in job_dirs])
+    """The stack's own ``last.ckpt`` (``ckpt``, after ``epoch``, with each member's ``rows``)
+    if it left one; else, with dense epochs to train, the dense cache's entries of the
+    members' seeds (trained first if absent) stacked over the members; else nothing."""
     if ckpt is not None:
         return Start(ckpt, rows, resumed_after_epoch=epoch + 1)
+    base = stack.base
     if base.dense_cache and base.schedule.epochs > 0:
-        entries = {seed: dense_entry(with_seed(base, seed), raw) for seed in dict.fromkeys(seeds)}
-        members = [entries[seed] for seed in seeds]  # each member from its seed's entry
+        entries = {
+            seed: dense_entry(with_seed(base, seed), raw) for seed in dict.fromkeys(stack.seeds)
+        }
+        members = [entries[seed] for seed in stack.seeds]  # each member from its seed's entry
         sources = [entry / cache.CHECKPOINT for entry in members]
-        ckpt = cache.expand(sources, workdir / EXPANDED_CKPT)
-        return Start(ckpt, [read_rows(e / cache.METRICS) for e in members], dense=sources)
+        expanded = cache.expand(sources, stack.workdir / EXPANDED_CKPT)
+        return Start(expanded, [read_log_rows(e / cache.METRICS) for e in members], dense=members)
     return Start(None, rows)
 
 
-def with_seed(cfg: DictConfig, seed: int) -> DictConfig:
-    """``cfg`` with its seed replaced: the config of another seed's dense phase."""
-    out = cfg.copy()
-    with open_dict(out):
-        out.seed = seed
-    return out
+def with_seed(job: Config, seed: int) -> Config:
+    """``job`` with its seed replaced: the job of another seed's dense phase."""
+    return dataclasses.replace(job, seed=seed)
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """What a stack's ``last.json`` records: the identity it resumes under, and the config
+    that names the keys a mismatch differs in."""
+
+    identity: str
+    config: dict[str, Any] | None
 
 
 def fit(
-    cfgs: Sequence[DictConfig],
+    stack: Stack,
     raw: RawDataset,
-    workdir: Path,
     loggers: Sequence[Logger],
     max_epochs: int,
     ckpt: Path | None,
+    checkpointing: Checkpointing,
     progress_bar: bool = False,
 ) -> Fitted:
-    """Build the stack of ``cfgs`` and fit it to ``max_epochs``, from ``ckpt`` if given.
+    """Build ``stack``'s members and fit them to ``max_epochs``, from ``ckpt`` if given.
 
-    Each member is initialised right after seeding with its job's seed, so member i starts
-    exactly where the separate run of job i would. The data goes to the device the trainer
-    puts the module on.
+    Each member is initialised from its seed's ``init`` stream (``nets.seeded_mlp``), so
+    member i starts exactly where the separate run of job i would. The data goes to the
+    device the trainer puts the module on.
     """
-    base = cfgs[0]
-    members = []
-    for cfg in cfgs:
-        pl.seed_everything(cfg.seed, workers=False, verbose=False)
-        members.append(MaskedMLP(list(cfg.model.sizes)))
-    pruning = pruning_callback(cfgs)
+    base = stack.base
+    members = [seeded_mlp(base.model.sizes, job.seed) for job in stack.jobs]
+    pruning = PruningCallback(
+        [job.strategy.name for job in stack.jobs],
+        [job.sparsity for job in stack.jobs],
+        stack.seeds,
+        base.schedule,
+        base.strategy.prune_output,
+        base.strategy.layer_sparsity,
+    )
     summary = EpochSummary()
     callbacks: list[pl.Callback] = [pruning, summary]
-    if base.optim.get("average_epochs", 0):
-        callbacks.append(WeightAveraging(base.optim.average_epochs, base.schedule.epochs))
+    averaged = base.optim.average_epochs(base.schedule.epochs)
+    if averaged:
+        callbacks.append(WeightAveraging(averaged, base.schedule.epochs))
     if guards_finetuning(base):  # after the pruning callback: it sees the final masks
-        start = base.schedule.epochs + base.schedule.get("ramp_epochs", 0)
-        callbacks.append(FinetuneGuard(start, base.get("finetune_min_gain", 0.0)))
+        start = base.schedule.epochs + base.schedule.window_epochs
+        callbacks.append(FinetuneGuard(start, base.finetune_min_correct))
     checkpoint = None
     if base.checkpoint_every_n_epochs:
-        every, share = base.checkpoint_every_n_epochs, base.get("checkpoint_max_share", 1.0)
-        checkpoint = LastCheckpoint(workdir / LAST_CKPT, every, share)
+        checkpoint = LastCheckpoint(
+            stack.workdir / LAST_CKPT,
+            base.checkpoint_every_n_epochs,
+            base.checkpoint_max_share,
+            checkpointing.identity,
+            checkpointing.config,
+        )
         callbacks.append(checkpoint)
-    settings: dict[str, Any] = OmegaConf.to_container(base.trainer)  # type: ignore[assignment]
+    settings = dataclasses.asdict(base.trainer)
     if progress_bar:
         settings["enable_progress_bar"] = True
         callbacks.append(EpochBar())
@@ -274,13 +370,14 @@ def fit(
         logger=MemberLoggers(loggers),
         callbacks=callbacks,
         enable_checkpointing=False,
-        default_root_dir=workdir,
+        default_root_dir=stack.workdir,
     )
-    train_loader, evals = loaders(base, raw, trainer.strategy.root_device, [c.seed for c in cfgs])
+    train_loader, evals = loaders(base, raw, trainer.strategy.root_device, stack.seeds)
     val_splits = ("val", "test") if base.eval_test_every_epoch else ("val",)
     module = PruningModule(
         StackedMLP(members),
-        **optim_settings(base),
+        base.optim,
+        base.schedule,
         val_splits=val_splits,
         steps_per_epoch=len(train_loader),
     )
@@ -289,14 +386,12 @@ def fit(
     return Fitted(trainer, module, pruning, summary, checkpoint)
 
 
-def guards_finetuning(cfg: DictConfig) -> bool:
+def guards_finetuning(job: Config) -> bool:
     """Whether fine-tuning is checked against the model it started from (``FinetuneGuard``):
     when asked and there is fine-tuning, but not for a lottery ticket, whose retraining
     starts from rewound weights and has nothing to fall back to."""
     return (
-        bool(cfg.get("finetune_guard", False))
-        and cfg.schedule.finetune_epochs > 0
-        and cfg.schedule.name != "lottery"
+        job.finetune_guard and job.schedule.finetune_epochs > 0 and job.schedule.rewind_to is None
     )
 
 
@@ -307,67 +402,59 @@ def median_epoch_time(times: Sequence[float]) -> float | None:
     return statistics.median(steady) if steady else None
 
 
-def dense_entry(cfg: DictConfig, raw: RawDataset) -> Path:
-    """Folder of the dense-cache entry for ``cfg``, training it first if absent."""
+def dense_entry(job: Config, raw: RawDataset) -> Path:
+    """Folder of the dense-cache entry for ``job``, training it first if absent or unusable."""
+    settings = cache.dense_settings(job, raw.digest)
+    key = cache.dense_key(settings)
+    meta: dict[str, Any] = {"settings": settings}  # build adds the numerics it trained with
 
     def build(workdir: Path) -> None:
-        log.info("training the dense model (%d epochs) for the cache", cfg.schedule.epochs)
-        ckpt, _, [rows] = resumed(workdir, [workdir / cache.METRICS])
+        log.info("training the dense model (%d epochs) for the cache", job.schedule.epochs)
+        ckpt, _, [rows] = resumed(workdir, [workdir / cache.METRICS], key)
         csv = csv_log(workdir)
         replay(rows, csv)
-        trainer = fit([cfg], raw, workdir, [csv], cfg.schedule.epochs, ckpt).trainer
+        stack = Stack([job], [workdir], workdir, key)
+        trainer = fit(stack, raw, [csv], job.schedule.epochs, ckpt,
+                      Checkpointing(key, settings)).trainer  # fmt: skip
         csv.finalize("success")
         trainer.save_checkpoint(workdir / cache.CHECKPOINT, weights_only=False)
-        (workdir / LAST_CKPT).unlink(missing_ok=True)
+        for name in (LAST_CKPT, LAST_MANIFEST):
+            (workdir / name).unlink(missing_ok=True)
+        meta["numerics"] = numerics(
+            trainer.strategy.root_device, torch.float32, job.trainer.precision
+        )
 
-    key = cache.dense_key(cache.dense_settings(cfg))
-    entry = cache.get_or_build(Path(cfg.paths.cache_dir), key, build)
+    entry = cache.get_or_build(Path(job.paths.cache_dir), key, build, meta,
+                               check=cache.probe_checkpoint)  # fmt: skip
     log.info("dense model from cache %s", entry)
     return entry
 
 
-def pruning_callback(cfgs: Sequence[DictConfig]) -> PruningCallback:
-    """The pruning callback of a stack of ``cfgs`` (member i is job ``cfgs[i]``; they share
-    all but strategy, sparsity and seed, ``config.check_stack``)."""
-    cfg = cfgs[0]
-    return PruningCallback(
-        [c.strategy.name for c in cfgs],
-        [c.sparsity for c in cfgs],
-        prune_after_epochs=cfg.schedule.epochs,
-        prune_output=cfg.strategy.prune_output,
-        seeds=[c.seed for c in cfgs],
-        ramp_epochs=cfg.schedule.get("ramp_epochs", 0),
-        prune_every_steps=cfg.schedule.get("prune_every_steps", 1),
-        schedule=cfg.schedule.name,
-        layer_sparsity=cfg.strategy.get("layer_sparsity"),
-        reinit=bool(cfg.schedule.get("reinit", False)),
-    )
-
-
-def load_data(cfg: DictConfig) -> RawDataset:
-    """``cfg``'s dataset (loaded once per process), checked against the model's sizes."""
-    data_dir = str(cfg.paths.data_dir)
+def load_data(job: Config) -> RawDataset:
+    """``job``'s dataset (loaded once per process), checked against the model's sizes."""
+    data_dir = str(job.paths.data_dir)
     explicit = data_dir != DEFAULT_DATA_DIR  # named by the user: no silent fallback
-    raw = cached_dataset(cfg.data.name, data_dir, cfg.data.download, explicit)
+    raw = cached_dataset(job.data.name, data_dir, job.data.download, explicit)
     log.info(dataset_summary(raw))
-    check_sizes(list(cfg.model.sizes), raw.n_features, raw.n_classes, raw.name)
+    check_sizes(list(job.model.sizes), raw.n_features, raw.n_classes, raw.name)
     return raw
 
 
 def loaders(
-    cfg: DictConfig, raw: RawDataset, device: torch.device, seeds: Sequence[int]
+    job: Config, raw: RawDataset, device: torch.device, seeds: Sequence[int]
 ) -> tuple[BatchLoader, dict[str, BatchLoader]]:
     """The training loader of a stack of members seeded ``seeds`` (each with its seed's batch
-    order) and the evaluation loaders of ``cfg``, their tensors on ``device`` (normalised and
+    order) and the evaluation loaders of ``job``, their tensors on ``device`` (normalised and
     moved once per process and device)."""
-    splits = cached_splits(raw, cfg.data.mean, cfg.data.std, cfg.data.limit, device)
-    bs, n = cfg.data.eval_batch_size, cfg.data.eval_train_limit
+    data = job.data
+    splits = cached_splits(raw, data.mean, data.std, data.limit, device)
+    bs, n = data.eval_batch_size, data.eval_train_limit
     evals = {
         "train": BatchLoader(*(t[:n] for t in splits.train), bs),  # a fixed prefix
         "val": BatchLoader(*splits.val, bs),
         "test": BatchLoader(*splits.test, bs),
     }
-    train_loader = BatchLoader(*splits.train, cfg.data.batch_size, shuffle=True, seeds=seeds)
+    train_loader = BatchLoader(*splits.train, data.batch_size, shuffle=True, seeds=seeds)
     return train_loader, evals
 
 
@@ -381,10 +468,10 @@ def final_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     return final
 
 
-def measure_inference(cfg: DictConfig, net: MaskedMLP) -> dict[str, Any] | None:
-    """What this config's sparsity buys at inference, measured on the CPU
+def measure_inference(job: Config, net: Any) -> dict[str, Any] | None:
+    """What this job's sparsity buys at inference, measured on the CPU
     (``sparse.inference_speedup``); None when ``inference_batch_size`` is null."""
-    batch = cfg.inference_batch_size
+    batch = job.inference_batch_size
     return inference_speedup(net, batch_size=batch) if batch else None
 
 
@@ -409,8 +496,8 @@ def unrecovered_note(result: dict[str, Any]) -> str | None:
         return None
     return (
         f"test acc {result['test_acc']:.4f} is the unrecovered accuracy of a one-shot prune "
-        "without fine-tuning: add schedule.finetune_epochs=3 to recover it (units at k=0.9: "
-        "22.9 → 97.3 % in docs/RESULTS.md)"
+        "without fine-tuning: add schedule.finetune_epochs=3 to recover it (what each length "
+        "recovers: docs/RESULTS.md, Fine-tune length)"
     )
 
 

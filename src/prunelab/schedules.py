@@ -5,20 +5,20 @@ Every schedule trains dense for ``epochs`` epochs, then prunes during a window o
 
 - ``oneshot``: no window; k at once;
 - ``gradual``: Zhu & Gupta's (2017) cubic ramp from 0 to k over the window, masks recomputed
-  every ``prune_every_steps`` steps;
+  every ``prune_every_steps`` steps (``GradualSchedule.steps_between_prunes``);
 - ``iterative``: the original challenge's "train with pruning": every epoch of the window
   trains all weights (pruned ones regrow from 0), then prunes back to k at its last step, so
   each epoch's evaluation sees a model at exactly k;
 - ``lottery``: one-shot, then the surviving weights are rewound to an earlier epoch's values
   and retrained (``callbacks.PruningCallback``, ``module.lr_factor``).
 
-All start from the same dense phase, so the dense cache serves every schedule (iterative's
-learning rate decays over its window too, see ``lr_horizon``, which the cache key includes).
+Their settings, and what follows from them (total epochs, the learning rate's horizon), are
+the schedule classes of ``config.schema``. All start from the same dense phase, so the dense
+cache serves every schedule (iterative's learning rate decays over its window too, which the
+cache key includes).
 """
 
 from __future__ import annotations
-
-SCHEDULES = ("oneshot", "gradual", "iterative", "lottery")
 
 
 def cubic_ramp(step: int, start: int, end: int, k: float) -> float:
@@ -78,13 +78,3 @@ def iterative_releases_at(
     start = dense_epochs * steps_per_epoch
     end = start + window_epochs * steps_per_epoch
     return start < step < end and step % steps_per_epoch == 0
-
-
-def lr_horizon(schedule: str, dense_epochs: int, window_epochs: int) -> int:
-    """Epochs over which the main learning-rate schedule runs before fine-tuning's lower one.
-
-    Iterative pruning *is* training (the original trains with pruning from epoch 1), so its
-    window gets the main schedule; the other schedules fine-tune from the end of the dense
-    phase on.
-    """
-    return dense_epochs + window_epochs if schedule == "iterative" else dense_epochs

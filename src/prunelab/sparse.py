@@ -13,9 +13,11 @@ as plain tensors that load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +55,33 @@ def compact(net: MaskedMLP) -> MaskedMLP:
     return small
 
 
-# Measured on a 2-core CPU, torch 2.13 (scripts/bench_sparse.py): a CSR layer beats the dense
-# one at density ≤ 0.3 for batch ≤ 64, ≤ 0.1 up to batch ≈ 2k, and only ≤ 0.05 at batch 10k.
-# The thresholds sit below each break-even, so `auto` never picks a slower form.
-CSR_MAX_DENSITY = ((64, 0.25), (2048, 0.08), (None, 0.03))
 TARGETS = ("dense", "compact", "csr", "auto")
 FORMAT = "prunelab-sparse-mlp/1"
 # CSR is "beta" in PyTorch and says so on every construction; we rely only on CSR @ dense.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+Timer = Callable[[Tensor, int], dict[str, float]]
 
 
-def csr_pays(density: float, batch_size: int) -> bool:
-    """Whether a CSR layer of this density is faster than a dense one at this batch size."""
-    for max_batch, max_density in CSR_MAX_DENSITY:
-        if max_batch is None or batch_size <= max_batch:
-            return density <= max_density
-    return False
+def layer_seconds(w: Tensor, batch_size: int, reps: int = 5) -> dict[str, float]:
+    """Seconds of one layer's product at ``batch_size`` on this machine, as a dense and as a
+    CSR matrix (the best of ``reps`` after a warm-up call): what ``export``'s ``auto`` picks
+    by. Where CSR starts to pay depends on the machine, the thread count and the batch size
+    (docs/benchmarks.md has one CPU's break-evens), so it is measured, not assumed."""
+    forms = {"dense": w.contiguous(), "csr": to_csr_int32(w)}
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(w.shape[1], batch_size, generator=gen).to(w.device)
+    out = {}
+    for name, m in forms.items():
+        product = (lambda m=m: torch.mv(m, h[:, 0])) if batch_size == 1 else (lambda m=m: m @ h)
+        product()
+        best = math.inf
+        for _ in range(reps):
+            start = time.perf_counter()
+            product()
+            best = min(best, time.perf_counter() - start)
+        out[name] = best
+    return out
 
 
 def to_csr_int32(w: Tensor) -> Tensor:
@@ -165,13 +177,16 @@ class SparseMLP(nn.Module):
         return cls(weights)
 
 
-def export(net: MaskedMLP, target: str = "auto", batch_size: int = 64) -> SparseMLP:
+def export(
+    net: MaskedMLP, target: str = "auto", batch_size: int = 64, timer: Timer = layer_seconds
+) -> SparseMLP:
     """The fastest equivalent of ``net`` for inference at ``batch_size``.
 
     - ``dense``: the masked weights as plain dense matrices (the baseline);
     - ``compact``: dead units dropped (always exact, never more FLOPs);
     - ``csr``: compact, then every pruned layer as int32 CSR;
-    - ``auto``: compact, then CSR only for layers sparse enough to pay at this batch size.
+    - ``auto``: compact, then CSR for each pruned layer that ``timer`` (by default measured
+      here, ``layer_seconds``) finds faster than its dense form at this batch size.
     """
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -182,12 +197,17 @@ def export(net: MaskedMLP, target: str = "auto", batch_size: int = 64) -> Sparse
         weights = []
         for layer in small.layers:
             w = (layer.weight * layer.mask).detach()
-            density = float(layer.mask.float().mean())
-            sparse = density < 1.0 and (
-                target == "csr" or (target == "auto" and csr_pays(density, batch_size))
+            pruned = not bool(layer.mask.all())
+            sparse = pruned and (
+                target == "csr" or (target == "auto" and csr_faster(w, batch_size, timer))
             )
             weights.append(to_csr_int32(w) if sparse else w.contiguous())
     return SparseMLP(weights)
+
+
+def csr_faster(w: Tensor, batch_size: int, timer: Timer) -> bool:
+    seconds = timer(w, batch_size)
+    return seconds["csr"] < seconds["dense"]
 
 
 def save_export(model: SparseMLP, path: Path) -> None:

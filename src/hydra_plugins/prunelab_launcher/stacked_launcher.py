@@ -43,6 +43,7 @@ class StackedLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        from prunelab.config import load
         from prunelab.run import group_jobs, run_jobs
 
         assert self.config is not None and self.hydra_context is not None
@@ -56,10 +57,12 @@ class StackedLauncher(Launcher):
         cfgs: list[DictConfig] = []
 
         def collect(cfg: DictConfig) -> None:
-            # The job's config with ${hydra:...} resolved while this job's HydraConfig is set.
-            resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+            # The job's config, typed as composed, with ${hydra:...} resolved while this
+            # job's HydraConfig is set.
+            resolved = cfg.copy()
             with open_dict(resolved):
                 resolved.paths.output_dir = HydraConfig.get().runtime.output_dir
+            OmegaConf.resolve(resolved)
             cfgs.append(resolved)
 
         runs: list[JobReturn] = []
@@ -84,9 +87,10 @@ class StackedLauncher(Launcher):
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
         try:
-            for group in group_jobs(cfgs, self.max_members):
+            jobs = [load(cfg) for cfg in cfgs]  # checked before Hydra started (config.argv)
+            for group in group_jobs(jobs, self.max_members):
                 log.info(f"stacked run of jobs {[initial_job_idx + i for i in group]}")
-                outcomes = run_jobs([cfgs[i] for i in group])
+                outcomes = run_jobs([jobs[i] for i in group])
                 for i, outcome in zip(group, outcomes, strict=True):
                     _settle(runs[i], outcome)
         finally:

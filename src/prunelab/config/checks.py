@@ -1,0 +1,315 @@
+"""Refuse a bad job config in one line, before any work: the schema's types, ranges and
+choices (``schema.setting``), the keys it does not know, and the rules that tie keys together.
+
+``load`` is the way in: it turns a composed config into a typed, checked ``schema.Config``,
+the only form the layers below ever see. ``check_value`` also serves the command line
+(``config.argv``), which checks each override's value as the user typed it: after Hydra has
+composed it, ``save_model=2`` has already become ``true``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, schema_fields, type_hints
+from prunelab.data import MIRRORS
+from prunelab.errors import ConfigError
+from prunelab.nets import prunable_layers
+from prunelab.pruning import GLOBAL_STRATEGIES, STRATEGIES
+
+# Names checked against the registries that define them rather than a fixed tuple.
+REGISTRIES: dict[str, Any] = {
+    "strategy.name": lambda: sorted(STRATEGIES),
+    "schedule.name": lambda: sorted(SCHEDULES),
+    "data.name": lambda: sorted(MIRRORS),
+}
+
+
+def load(cfg: DictConfig) -> Config:
+    """The typed, checked job of a composed config: every key known to the schema, every
+    value of its type, in its range and consistent with the others; else a ``ConfigError``.
+
+    Resolves interpolations (``${paths.output_dir}``), so a job's output dir must be set.
+    """
+    cfg = typed(cfg)
+    if "hydra" in cfg:
+        with open_dict(cfg):
+            del cfg["hydra"]
+    for key, cls in unknown_keys(cfg):
+        raise ConfigError(
+            f"unknown key {key!r}: {cls.__name__} has no such setting; see "
+            "`python -m prunelab.train --help` for the settings there are"
+        )
+    for key, value, hint, f in walk(cfg):
+        check_value(key, value, hint, f)
+    try:
+        job = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(one_line(e)) from None
+    assert isinstance(job, Config), f"the root config is {type(job).__name__}, not Config"
+    check_job(job)
+    return job
+
+
+def typed(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` typed by the schema: as it is when Hydra composed it, else merged
+    into ``Config`` (with the schedule class its ``schedule.name`` names), which refuses an
+    unknown key or a value of the wrong type in one line."""
+    if OmegaConf.get_type(cfg) is Config:
+        return cfg.copy()
+    name = OmegaConf.select(cfg, "schedule.name")
+    schema = OmegaConf.structured(Config)
+    schema.schedule = OmegaConf.structured(SCHEDULES.get(name, ScheduleConfig))
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    try:
+        return OmegaConf.merge(schema, plain)
+    except OmegaConfBaseException as e:
+        raise ConfigError(one_line(e)) from None
+
+
+def one_line(error: Exception) -> str:
+    """An OmegaConf error's first line (the rest is its full_key/object_type report)."""
+    return str(error).strip().splitlines()[0]
+
+
+def unknown_keys(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, type]]:
+    """Keys of typed nodes that their dataclass lacks: added with ``+key=…``, which Hydra
+    allows even on a schema."""
+    cls = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(cls):
+        return
+    fields = schema_fields(cls)
+    for key in cfg:
+        full = f"{prefix}{key}"
+        if key not in fields:
+            yield full, cls
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing():
+            yield from unknown_keys(node, f"{full}.")
+
+
+def walk(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any, Any, dataclasses.Field]]:
+    """``(dotted key, value, type hint, field)`` of every leaf setting of a typed config."""
+    cls = OmegaConf.get_type(cfg)
+    hints = type_hints(cls)
+    for name, f in schema_fields(cls).items():
+        key = f"{prefix}{name}"
+        node = cfg._get_node(name)
+        if isinstance(node, DictConfig):
+            yield from walk(node, f"{key}.")
+            continue
+        if node is None or node._is_missing():
+            raise ConfigError(f"{key} is not set (e.g. {example(key, f)})")
+        try:
+            value = cfg[name]
+            if isinstance(value, ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"{key}: {one_line(e)}") from None
+        yield key, value, hints[name], f
+
+
+def unwrap_optional(hint: Any) -> tuple[bool, Any]:
+    """``(True, X)`` for ``Optional[X]``, ``(False, hint)`` otherwise."""
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if (origin is typing.Union or origin is types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return True, rest[0]
+    return False, hint
+
+
+def example(key: str, f: dataclasses.Field) -> str:
+    """The ``key=value`` an error message suggests for field ``f``."""
+    meta = f.metadata
+    if meta.get("example"):
+        return meta["example"]
+    default = f.default
+    if isinstance(default, bool):
+        return f"{key}={str(not default).lower()}"
+    if meta.get("choices"):
+        return f"{key}={meta['choices'][0]}"
+    if default is not dataclasses.MISSING and default is not None and default != "???":
+        return f"{key}={default}"
+    return f"{key}=…"
+
+
+def range_text(meta: typing.Mapping[str, Any]) -> str:
+    """``positive``, ``≥ 0``, ``in [0, 1)``: how a field's range reads in an error."""
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is None:
+        if low == 0 and meta.get("low_open"):
+            return "positive"
+        return f"{'>' if meta.get('low_open') else '≥'} {low:g}"
+    if low is None and high is not None:
+        return f"{'<' if meta.get('high_open') else '≤'} {high:g}"
+    if low is None:
+        return ""
+    left = "(" if meta.get("low_open") else "["
+    right = ")" if meta.get("high_open") else "]"
+    return f"in {left}{low:g}, {high:g}{right}"
+
+
+def in_range(value: float, meta: typing.Mapping[str, Any]) -> bool:
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and (value < low or (meta.get("low_open") and value == low)):
+        return False
+    return not (high is not None and (value > high or (meta.get("high_open") and value == high)))
+
+
+def check_value(key: str, value: Any, hint: Any, f: dataclasses.Field) -> None:
+    """Refuse ``value`` for schema field ``f`` (type ``hint``) at ``key`` unless it has the
+    field's exact type (an int is no bool, a bool no int, 1.5 no whole number), lies in its
+    range and is one of its choices (or of its registry's names); for a list, every item."""
+    optional, kind = unwrap_optional(hint)
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(f"{key} may not be null (e.g. {example(key, f)})")
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, (list, tuple)) or not all(
+            scalar_ok(key, v, item, f.metadata) for v in value
+        ):
+            raise ConfigError(refusal(key, value, item, f, is_list=True))
+    elif not scalar_ok(key, value, kind, f.metadata):
+        raise ConfigError(refusal(key, value, kind, f))
+
+
+def choices_of(key: str, meta: typing.Mapping[str, Any]) -> Any:
+    return REGISTRIES[key]() if key in REGISTRIES else meta.get("choices")
+
+
+def scalar_ok(key: str, value: Any, kind: Any, meta: typing.Mapping[str, Any]) -> bool:
+    """Whether one scalar has type ``kind``, lies in ``meta``'s range and choices. A bool
+    given to a text setting counts as its name (``progress_bar=true``)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return not isinstance(value, bool) and isinstance(value, int) and in_range(value, meta)
+    if kind is float:
+        ok_type = not isinstance(value, bool) and isinstance(value, (int, float))
+        return ok_type and in_range(float(value), meta)
+    if kind is str:
+        # true/false typed for a text setting arrive as bools, or as OmegaConf's "True"
+        text = (
+            str(value).lower() if isinstance(value, bool) or value in ("True", "False") else value
+        )
+        choices = choices_of(key, meta)
+        return isinstance(text, str) and (not choices or text in choices)
+    raise TypeError(f"the schema's {key} has a type checks.py does not know: {kind}")
+
+
+def refusal(key: str, value: Any, kind: Any, f: dataclasses.Field, is_list: bool = False) -> str:
+    """The one line that refuses ``value`` for ``key``: what was expected, what came, and an
+    example that works."""
+    meta = f.metadata
+    eg = example(key, f)
+    if kind is str:
+        label = meta.get("label") or key
+        known = ", ".join(map(str, choices_of(key, meta) or ()))
+        return f"unknown {label} {value!r}; choose one of: {known} (e.g. {eg})"
+    if kind is bool:
+        return f"{key} must be true or false, got {value!r} (e.g. {eg})"
+    where = f" {range_text(meta)}".rstrip()
+    if is_list:
+        noun = "whole numbers" if kind is int else "numbers"
+        return f"{key} must be a list of {noun}{where}, got {value!r} (e.g. {eg})"
+    if kind is int:
+        return f"{key} must be a whole number{where}, got {value!r} (e.g. {eg})"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{key} must be{where}, got {value} (e.g. {eg})"
+    return f"{key} must be a number{where}, got {value!r} (e.g. {eg})"
+
+
+def check_job(job: Config) -> None:
+    """The rules that tie settings together (each field alone is already checked)."""
+    sizes = job.model.sizes
+    if len(sizes) < 2:
+        raise ConfigError(
+            f"model.sizes must be ≥ 2 positive integers, got {sizes} "
+            "(e.g. model.sizes=[784,1000,1000,500,200,10])"
+        )
+    check_schedule(job.schedule)
+    check_layer_sparsity(job)
+
+
+def check_schedule(schedule: ScheduleConfig) -> None:
+    expected = SCHEDULES[schedule.name]
+    if type(schedule) is not expected:
+        raise ConfigError(
+            f"schedule.name={schedule.name} does not match the chosen schedule "
+            f"({type(schedule).KIND}); choose it with schedule={schedule.name} instead"
+        )
+    if schedule.total_epochs == 0:
+        raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
+    rewind = schedule.rewind_to
+    if rewind is not None and rewind >= schedule.epochs:
+        raise ConfigError(
+            f"schedule.rewind_epoch={rewind} must be below schedule.epochs={schedule.epochs} "
+            "(0 rewinds to the initial weights)"
+        )
+
+
+def check_layer_sparsity(job: Config) -> None:
+    """``strategy.layer_sparsity``: one k per pruned layer; ``sparsity`` then labels the run
+    and must be 0 (the dense reference) or the profile's global fraction, so that the
+    report's k column stays true."""
+    profile = job.strategy.layer_sparsity
+    if profile is None:
+        return
+    n_weights = [a * b for a, b in itertools.pairwise(job.model.sizes)]
+    prunable = prunable_layers(len(n_weights), job.strategy.prune_output)
+    pruned = [n for n, p in zip(n_weights, prunable, strict=True) if p]
+    if len(profile) != len(pruned):
+        where = "hidden and output" if job.strategy.prune_output else "hidden"
+        eg = ",".join(["0.9"] * len(pruned))
+        raise ConfigError(
+            f"strategy.layer_sparsity needs one value per pruned layer ({len(pruned)} {where} "
+            f"layers), got {profile!r} (e.g. strategy.layer_sparsity=[{eg}]; the output "
+            "layer counts only with strategy.prune_output=true)"
+        )
+    if job.strategy.name in GLOBAL_STRATEGIES:
+        raise ConfigError(
+            f"strategy.layer_sparsity does not apply to {job.strategy.name} (its one threshold "
+            "sets each layer's sparsity); use strategy=weight or set strategy.layer_sparsity=null"
+        )
+    overall = sum(k * n for k, n in zip(profile, pruned, strict=True)) / sum(pruned)
+    if job.sparsity != 0 and abs(job.sparsity - overall) > 0.005:
+        raise ConfigError(
+            f"sparsity={job.sparsity} does not match strategy.layer_sparsity, which removes "
+            f"{overall:.4f} of the pruned weights; set sparsity={overall:.4g} (or 0 for the "
+            "dense reference)"
+        )
+
+
+def check_environment(job: Config) -> None:
+    """What this machine must offer the job: a GPU if it asks for one. Checked where the
+    job runs, not where a cluster job is submitted from."""
+    if job.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer=gpu but no CUDA device is visible; use trainer=cpu")
+
+
+def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str) -> None:
+    """The MLP's first and last sizes must match the data's inputs and classes."""
+    if sizes[0] != n_features or sizes[-1] != n_classes:
+        fixed = [n_features, *sizes[1:-1], n_classes]
+        raise ConfigError(
+            f"model.sizes {sizes} does not fit {dataset} ({n_features} inputs, {n_classes} "
+            f"classes); use model.sizes=[{','.join(map(str, fixed))}]"
+        )

@@ -1,0 +1,404 @@
+"""Every setting of a job: its default, type, range and meaning, in one place.
+
+The dataclasses below are the schema of the Hydra config tree. They are registered in
+Hydra's ConfigStore (``register``): ``conf/config.yaml`` starts its defaults list with the
+root schema, and each ``conf/schedule/*.yaml`` with its schedule's, so Hydra composes every
+YAML group *into* these types, with these defaults. The YAML files hold only what a group
+choice or a preset changes (MNIST's mean, a preset's epochs, a sweep's grid).
+
+Ranges and choices sit in each field's metadata (``setting``) and are enforced by
+``config.checks``, which also refuses what Hydra lets through: a ``+key`` this schema lacks,
+``save_model=2`` (OmegaConf reads any integer as a bool), a NaN. Derived values (total
+epochs, the learning rate's horizon) are properties of the schedules, so no caller
+recomputes them from raw keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+CHALLENGE_SIZES = [784, 1000, 1000, 500, 200, 10]
+# Choices that belong to the schema's own vocabulary; the strategy and dataset names are
+# checked against their registries (``pruning.STRATEGIES``, ``data.MIRRORS``) instead.
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed")
+ACCELERATORS = ("cpu", "gpu", "cuda")
+
+
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    choices: tuple[Any, ...] | None = None,
+    example: str | None = None,
+    label: str | None = None,
+) -> Any:
+    """A schema field: its default, a one-line ``help``, and the constraints ``checks``
+    enforces: a range (``low``/``high``, open or closed ends; for a list, of each item),
+    ``choices``, the ``example`` that error messages suggest, and the ``label`` they name it
+    by (``strategy`` for ``strategy.name``)."""
+    meta = {
+        "help": help,
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "high_open": high_open,
+        "choices": choices,
+        "example": example,
+        "label": label,
+    }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    name: str = setting(help="the dataset; pick it with data=mnist|fashion_mnist", label="data")
+    mean: float = setting(help="per-pixel mean of the training set, subtracted from inputs")
+    std: float = setting(
+        help="per-pixel std of the training set, inputs are divided by it", low=0, low_open=True
+    )
+    batch_size: int = setting(512, "training batch size", low=1)
+    eval_batch_size: int = setting(10000, "evaluation batch size (no gradients)", low=1)
+    eval_train_limit: int | None = setting(
+        10000,
+        "the reported train accuracy is measured on the first N training images "
+        "(null = all of them)",
+        low=1,
+    )
+    limit: int | None = setting(
+        None,
+        "cap every split (train, val, test) at N samples, for quick runs; null = all",
+        low=1,
+        example="data.limit=2000",
+    )
+    download: bool = setting(True, "try the canonical mirrors (checksummed) if no offline copy")
+
+
+@dataclass
+class ModelConfig:
+    sizes: list[int] = setting(
+        CHALLENGE_SIZES,
+        "inputs, hidden layers, classes of the bias-free ReLU MLP",
+        low=1,
+        example="model.sizes=[784,1000,1000,500,200,10]",
+    )
+
+
+@dataclass
+class StrategyConfig:
+    name: str = setting(
+        help="how masks are chosen; pick it with strategy=…",
+        label="strategy",
+        example="strategy=weight",
+    )
+    prune_output: bool = setting(False, "prune the output layer too (the challenge never does)")
+    layer_sparsity: list[float] | None = setting(
+        None,
+        "one sparsity per pruned layer in place of `sparsity`, which must then be 0 (the "
+        "dense reference) or their weighted mean",
+        low=0,
+        high=1,
+        high_open=True,
+        example="strategy.layer_sparsity=[0.92,0.91,0.74]",
+    )
+
+
+@dataclass
+class ScheduleConfig:
+    """When pruning happens. Every schedule trains dense for ``epochs``, prunes during a
+    window of ``window_epochs`` (0 for one-shot), then fine-tunes ``finetune_epochs`` with
+    the masks fixed."""
+
+    KIND: ClassVar[str] = ""
+    name: str = setting(help="the schedule; pick it with schedule=…", label="schedule")
+    epochs: int = setting(5, "dense training epochs before pruning", low=0)
+    finetune_epochs: int = setting(0, "epochs of training after pruning, masks fixed", low=0)
+
+    @property
+    def window_epochs(self) -> int:
+        """Epochs between the dense phase and fine-tuning in which masks change."""
+        return 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.window_epochs + self.finetune_epochs
+
+    @property
+    def lr_epochs(self) -> int:
+        """Epochs of the main learning-rate schedule; fine-tuning restarts it after them."""
+        return self.epochs
+
+    @property
+    def rewind_to(self) -> int | None:
+        """The epoch whose weights a lottery ticket is rewound to; None for the others."""
+        return None
+
+    def steps_between_prunes(self, steps_per_epoch: int) -> int:
+        """Optimizer steps between two mask updates of the pruning window."""
+        return 1
+
+
+@dataclass
+class OneshotSchedule(ScheduleConfig):
+    """Train dense, prune once to `sparsity`, then optionally fine-tune with the masks fixed."""
+
+    KIND: ClassVar[str] = "oneshot"
+    name: str = setting("oneshot", "the schedule; pick it with schedule=…", label="schedule")
+
+
+@dataclass
+class GradualSchedule(ScheduleConfig):
+    """Zhu & Gupta (2017): a cubic ramp from 0 to `sparsity` over ramp_epochs, masks
+    recomputed every prune_every_epochs, then fine-tuning with the masks fixed."""
+
+    KIND: ClassVar[str] = "gradual"
+    name: str = setting("gradual", "the schedule; pick it with schedule=…", label="schedule")
+    finetune_epochs: int = setting(2, "epochs of training after pruning, masks fixed", low=0)
+    ramp_epochs: int = setting(3, "epochs of the cubic ramp from 0 to `sparsity`", low=1)
+    prune_every_epochs: float = setting(
+        0.1,
+        "masks are recomputed every this many epochs of the ramp (at least every step; "
+        "1 = once per epoch)",
+        low=0,
+        low_open=True,
+    )
+
+    @property
+    def window_epochs(self) -> int:
+        return self.ramp_epochs
+
+    def steps_between_prunes(self, steps_per_epoch: int) -> int:
+        """``prune_every_epochs`` in steps of this data and batch size, at least one."""
+        return max(1, round(self.prune_every_epochs * steps_per_epoch))
+
+
+@dataclass
+class IterativeSchedule(ScheduleConfig):
+    """The original challenge's "train with pruning": each of ramp_epochs epochs trains every
+    weight (pruned ones regrow from 0) and prunes back to `sparsity` after its last step, so
+    every epoch is evaluated at exactly k; the learning rate spans epochs + ramp_epochs."""
+
+    KIND: ClassVar[str] = "iterative"
+    name: str = setting("iterative", "the schedule; pick it with schedule=…", label="schedule")
+    epochs: int = setting(0, "dense training epochs before the window (0: from the start)", low=0)
+    ramp_epochs: int = setting(10, "epochs trained with pruning back to k after each", low=1)
+
+    @property
+    def window_epochs(self) -> int:
+        return self.ramp_epochs
+
+    @property
+    def lr_epochs(self) -> int:
+        # Iterative pruning *is* training: its window gets the main schedule too.
+        return self.epochs + self.ramp_epochs
+
+
+@dataclass
+class LotterySchedule(ScheduleConfig):
+    """Frankle & Carbin (2019), one-shot: train dense, prune, rewind the survivors to their
+    values at the start of epoch rewind_epoch (0: the init) and retrain finetune_epochs on the
+    dense phase's learning-rate schedule with a fresh optimizer; reinit=true draws fresh
+    initial weights instead (the control)."""
+
+    KIND: ClassVar[str] = "lottery"
+    name: str = setting("lottery", "the schedule; pick it with schedule=…", label="schedule")
+    epochs: int = setting(10, "dense training epochs before pruning", low=1)
+    finetune_epochs: int = setting(10, "retraining epochs of the rewound ticket", low=1)
+    rewind_epoch: int = setting(
+        0, "rewind the survivors to the start of this dense epoch (0: the initial weights)", low=0
+    )
+    reinit: bool = setting(False, "the control: the ticket's mask with fresh initial weights")
+
+    @property
+    def rewind_to(self) -> int | None:
+        return self.rewind_epoch
+
+
+SCHEDULES: dict[str, type[ScheduleConfig]] = {
+    cls.KIND: cls for cls in (OneshotSchedule, GradualSchedule, IterativeSchedule, LotterySchedule)
+}
+
+
+@dataclass
+class OptimConfig:
+    name: str = setting("adam", "the optimizer", choices=OPTIMIZERS, label="optim.name")
+    lr: float = setting(1e-3, "learning rate", low=0, low_open=True, example="optim.lr=1e-3")
+    weight_decay: float = setting(0.0, "weight decay (decoupled for adamw)", low=0)
+    lr_schedule: str = setting(
+        "cosine",
+        "rate over the dense epochs: cosine (to ~0 at the last one) or constant",
+        choices=LR_SCHEDULES,
+    )
+    finetune_lr: float = setting(
+        1e-3,
+        "after pruning (fine-tuning, the gradual ramp) a cosine restarts at this rate "
+        "and decays step by step (a constant one stays at it)",
+        low=0,
+        low_open=True,
+        example="optim.finetune_lr=1e-3",
+    )
+
+    @property
+    def finetune_scale(self) -> float:
+        """The fine-tuning rate as a multiple of the dense rate (``module.lr_factor``)."""
+        return self.finetune_lr / self.lr
+
+    average_fraction: float = setting(
+        0.0,
+        "the dense model = the mean of the weights at the end of its last epochs, this "
+        "share of them (0.6: the last 6 of 10; 0: off)",
+        low=0,
+        high=1,
+        example="optim.average_fraction=0.6",
+    )
+
+    def average_epochs(self, dense_epochs: int) -> int:
+        """How many of ``dense_epochs`` epochs the dense model averages (0: none)."""
+        return round(self.average_fraction * dense_epochs)
+
+
+@dataclass
+class TrainerConfig:
+    """Keyword arguments of ``pytorch_lightning.Trainer``; pick a set with trainer=cpu|gpu."""
+
+    accelerator: str = setting("cpu", "cpu or gpu", choices=ACCELERATORS, example="trainer=gpu")
+    devices: int = setting(1, "devices per job (prunelab trains on one)", low=1, high=1)
+    precision: str = setting(
+        "32-true", "Lightning precision: bf16 autocast is bf16-mixed", choices=PRECISIONS
+    )
+    deterministic: bool = setting(True, "deterministic kernels (same bits on every run)")
+    enable_progress_bar: bool = setting(False, "Lightning's own bar (see progress_bar)")
+    enable_model_summary: bool = setting(False, "print Lightning's model summary")
+    log_every_n_steps: int = setting(50, "Lightning's logging interval", low=1)
+    num_sanity_val_steps: int = setting(0, "validation steps before training", low=0)
+
+
+@dataclass
+class LoggerConfig:
+    """How a job's curves are written; pick it with logger=csv|tensorboard."""
+
+    _target_: str = setting("prunelab.logs.csv_log", "the logger's factory")
+    save_dir: str = setting("${paths.output_dir}", "where its files go")
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = setting(
+        "${oc.env:PRUNELAB_DATA_DIR,data}", "IDX files of the dataset (else the bundled copy)"
+    )
+    cache_dir: str = setting(
+        "${oc.env:PRUNELAB_CACHE_DIR,outputs/cache/dense}", "the dense cache's entries"
+    )
+    output_dir: str = setting("${hydra:runtime.output_dir}", "the job's folder (set by Hydra)")
+
+
+@dataclass
+class Config:
+    """A job: what to train and prune, how, and where its files go."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    schedule: ScheduleConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    sparsity: float = setting(
+        0.9,
+        "fraction of each pruned layer's weights (strategy=weight) or units "
+        "(strategy=neuron) removed",
+        low=0,
+        high=1,
+        high_open=True,
+        example="sparsity=0.9 for 90 %",
+    )
+    seed: int = setting(0, "the run's seed: its init, batch orders and random masks", low=0)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    finetune_guard: bool = setting(
+        True,
+        "undo a fine-tune that did not get finetune_min_correct more validation images "
+        "right than the model had right after pruning",
+    )
+    finetune_min_correct: int = setting(
+        10,
+        "validation images a fine-tune must gain to be kept (10 = 0.1 points of MNIST's 10 000)",
+        low=0,
+    )
+    progress_bar: str = setting(
+        "auto",
+        "a progress bar besides the epoch lines: auto = for a single run whose output "
+        "is a terminal",
+        choices=("auto", "true", "false"),
+    )
+    float32_matmul_precision: str = setting(
+        "highest",
+        "float32 matmuls on GPUs: highest (exact fp32), high (TF32), medium",
+        choices=MATMUL_PRECISIONS,
+    )
+    eval_test_every_epoch: bool = setting(
+        True, "evaluate the test split after every epoch (the test-accuracy-vs-epoch curves)"
+    )
+    save_model: bool = setting(True, "save the final weights and masks as model.pt")
+    dense_cache: bool = setting(True, "train each dense phase once and prune copies of it")
+    inference_batch_size: int | None = setting(
+        64,
+        "time the pruned model's inference export against the dense one at this batch "
+        "size; null to skip",
+        low=1,
+    )
+    checkpoint_every_n_epochs: int = setting(
+        0,
+        "keep last.ckpt every N epochs so a killed job resumes (0: off)",
+        low=0,
+        example="checkpoint_every_n_epochs=5",
+    )
+    checkpoint_max_share: float = setting(
+        0.05,
+        "skip a checkpoint while saving would exceed this share of the training time",
+        low=0,
+        low_open=True,
+        high=1,
+    )
+    on_mismatch: str = setting(
+        "stop",
+        "a job folder holding results of another config: stop (say which keys "
+        "differ) or rerun (train again, keeping the old files in .superseded-<id>/)",
+        choices=("stop", "rerun"),
+    )
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+ROOT_SCHEMA = "prunelab_schema"
+SCHEDULE_SCHEMA_GROUP = "prunelab_schema/schedule"
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore: the root as ``prunelab_schema`` (first in
+    ``conf/config.yaml``'s defaults) and each schedule as ``prunelab_schema/schedule/<name>``
+    (first in ``conf/schedule/<name>.yaml``'s). Idempotent."""
+    store = ConfigStore.instance()
+    store.store(name=ROOT_SCHEMA, node=Config)
+    for name, cls in SCHEDULES.items():
+        store.store(group=SCHEDULE_SCHEMA_GROUP, name=name, node=cls)
+
+
+def type_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotation of every field of ``cls`` (annotations are strings here)."""
+    return typing.get_type_hints(cls)
+
+
+def schema_fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}

@@ -1,0 +1,76 @@
+"""The YAML config tree on disk, and the part of ``--help`` that describes it: the groups
+with their choices, and every setting with its default and meaning, read from the schema, so
+the help cannot drift from what a run accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from prunelab.config.schema import SCHEDULES, Config, schema_fields
+
+
+def conf_dir() -> Path:
+    """The Hydra config tree: ``prunelab/conf`` inside an installed wheel, else the
+    repository's top-level ``conf/`` (a checkout, an editable install, ``PYTHONPATH=src``)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if (packaged / "config.yaml").is_file() else package.parents[1] / "conf"
+
+
+CONF_DIR = conf_dir()
+
+
+def group_choices(conf: Path = CONF_DIR) -> dict[str, list[str]]:
+    """Each config group of the tree (a folder of YAML files, ``hydra/`` excepted) and its
+    choices, the file names."""
+    return {
+        d.name: sorted(p.stem for p in d.glob("*.yaml"))
+        for d in sorted(conf.iterdir())
+        if d.is_dir() and d.name != "hydra" and any(d.glob("*.yaml"))
+    }
+
+
+def groups_help(conf: Path = CONF_DIR) -> str:
+    """``group: choice, choice`` lines for ``--help``."""
+    return "\n".join(f"  {g}: {', '.join(c)}" for g, c in group_choices(conf).items())
+
+
+def shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ",".join(map(shown, value)) + "]"
+    return str(value)
+
+
+def settings_lines(cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> list[str]:
+    """``key=default  help`` for every setting of dataclass ``cls`` (nested ones expanded)."""
+    lines = []
+    for name, f in schema_fields(cls).items():
+        if name in skip:
+            continue
+        key = f"{prefix}{name}"
+        default = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if dataclasses.is_dataclass(default):
+            lines += settings_lines(type(default), f"{key}.")
+            continue
+        if default is dataclasses.MISSING or default == "???":
+            continue  # set by the group choice (data.mean, strategy.name, …)
+        lines.append(f"  {key}={shown(default)}".ljust(40) + f" {f.metadata.get('help', '')}")
+    return lines
+
+
+def settings_help() -> str:
+    """Every setting of a job, for ``--help``; the schedule keys per schedule."""
+    lines = settings_lines(Config, skip=("paths", "logger"))
+    for name, cls in SCHEDULES.items():
+        lines.append(f"  schedule={name}: {' '.join((cls.__doc__ or '').split())}")
+        lines += ["  " + line for line in settings_lines(cls, "schedule.", skip=("name",))]
+    lines.append("  paths.data_dir, paths.cache_dir: where the data and the dense cache live")
+    return "\n".join(lines)

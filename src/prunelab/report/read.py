@@ -1,0 +1,216 @@
+"""Reading a sweep's files: which jobs finished, failed or never ran; one summary row per
+finished job; the per-epoch curves; and which settings the sweep varied.
+
+Only files are read (each job's ``result.json``, ``metrics.csv``, ``error.txt``, ``.hydra/``
+and the sweep's ``multirun.yaml``), so a sweep run anywhere, copied from a cluster or still
+running can be reported. Every setting that differs between the finished jobs, other than
+the report's own axes (strategy, k, seed), becomes the job's *group*: the rows, lines and
+means of the report never mix two groups, so two experiments are never averaged as one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from prunelab.errors import PrunelabError
+from prunelab.identity import identity_settings, show
+from prunelab.report.stats import actual_sparsity, compression_ratio, dense_drop
+from prunelab.results import ERROR_FILE, METRICS_FILE, RESULT_FILE, read_result
+
+SPLITS = ("train", "val", "test")
+# The report's own axes: strategy and k are its rows and columns, seeds are averaged over.
+AXES = ("strategy.name", "sparsity", "seed")
+SUMMARY_COLUMNS = [
+    "strategy",
+    "sparsity",
+    "seed",
+    "schedule",
+    "epochs",
+    "finetune_epochs",
+    *[f"{s}_{m}" for s in SPLITS for m in ("acc", "loss")],
+    "wall_time_s",
+]
+
+
+class ReportError(PrunelabError):
+    """The sweep dir holds nothing to report on."""
+
+
+@dataclass
+class Sweep:
+    """What a sweep dir holds: finished jobs, failed jobs, and jobs never finished."""
+
+    root: Path
+    results: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """Every job folder under ``root``: one with a Hydra record, a result or an error; not
+    the report's own folder, nor hidden ones (a stack's ``.stacked``, a superseded run's
+    ``.superseded-<identity>`` kept inside a job folder)."""
+    marks = [
+        *root.rglob(".hydra/overrides.yaml"),
+        *root.rglob(RESULT_FILE),
+        *root.rglob(ERROR_FILE),
+    ]
+    dirs = {m.parent.parent if m.parent.name == ".hydra" else m.parent for m in marks}
+    return sorted(
+        d
+        for d in dirs
+        if not any(p == "report" or p.startswith(".") for p in d.relative_to(root).parts)
+    )
+
+
+def job_overrides(job: Path) -> list[str]:
+    path = job / ".hydra" / "overrides.yaml"
+    return [str(x) for x in OmegaConf.load(path)] if path.is_file() else []
+
+
+def expected_jobs(root: Path) -> list[list[str]] | None:
+    """The jobs the sweep command asked for, rebuilt from ``multirun.yaml`` as Hydra does."""
+    path = root / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        cfg = OmegaConf.load(path)
+        params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+        args = [f"{k}={v}" for k, v in params.items()]
+        args += list(OmegaConf.select(cfg, "hydra.overrides.task") or [])
+        parsed = OverridesParser.create().parse_overrides(args)
+        return BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # an unfamiliar launcher/sweeper: report what is there, skip the check
+        return None
+
+
+def read_sweep(root: Path) -> Sweep:
+    """Classify every job of the sweep at ``root``."""
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a directory; pass the sweep dir (e.g. outputs/challenge)")
+    sweep = Sweep(root)
+    seen: list[set[str]] = []
+    for job in job_dirs(root):
+        seen.append(set(job_overrides(job)))
+        result = read_result(job)
+        if result is not None:
+            sweep.results.append((job, result))
+        elif (job / ERROR_FILE).is_file():
+            first = (job / ERROR_FILE).read_text().splitlines()[:1]
+            sweep.failed.append((job, first[0] if first else "unknown error"))
+        else:
+            sweep.missing.append(f"{job.relative_to(root)} (started, never finished)")
+    for overrides in expected_jobs(root) or []:
+        if set(overrides) not in seen:
+            sweep.missing.append(f"{' '.join(overrides)} (never started)")
+    if not sweep.results and not sweep.failed:
+        raise ReportError(
+            f"no result.json or error.txt under {root}; run a sweep first "
+            "(python -m prunelab.train -m experiment=challenge)"
+        )
+    return sweep
+
+
+def settings_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The flat settings that decide a result's numbers (``identity.identity_settings``)."""
+    return identity_settings(result.get("config") or {})
+
+
+def varying_keys(results: list[dict[str, Any]]) -> list[str]:
+    """The settings that differ between ``results``, the report's axes excepted: each
+    distinct combination of their values is a group of its own."""
+    settings = [settings_of(r) for r in results]
+    keys = sorted(set().union(*settings) - set(AXES)) if settings else []
+    return [
+        k
+        for k in keys
+        if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1
+    ]
+
+
+def constant_settings(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The settings every result shares (the report's axes excepted)."""
+    settings = [settings_of(r) for r in results]
+    varying = set(varying_keys(results)) | set(AXES)
+    return {k: v for k, v in settings[0].items() if k not in varying} if settings else {}
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, then everything else by its text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value))
+    return (1, show(value))
+
+
+def group_label(settings: dict[str, Any], keys: list[str]) -> str:
+    """``key=value, key=value`` for the group a job's ``settings`` put it in ("" if none)."""
+    return ", ".join(f"{k}={show(settings.get(k))}" for k in keys)
+
+
+def summary_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per finished job, numbers verbatim from result.json, plus every figure, its
+    group (``group``, ``group_index`` in the groups' sorted order, one column per varying
+    key), ``test_acc_drop`` (``stats.dense_drop``) and ``compression``."""
+    keys = varying_keys([r for _, r in sweep.results])
+    rows = []
+    for job, r in sweep.results:
+        row: dict[str, Any] = {c: r.get(c) for c in SUMMARY_COLUMNS}
+        settings = settings_of(r)
+        row["group"] = group_label(settings, keys)
+        row["_group_sort"] = tuple(sort_key(settings.get(k)) for k in keys)
+        row.update({k: show(settings.get(k)) for k in keys})
+        row.update(r.get("figures", {}))
+        inference = r.get("inference") or {}
+        row["inference_speedup"] = inference.get("speedup")
+        row["inference_batch_size"] = inference.get("batch_size")
+        row["job"] = str(job.relative_to(sweep.root))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    order = sorted(df["_group_sort"].unique())
+    df["group_index"] = df["_group_sort"].map({g: i for i, g in enumerate(order)})
+    df = df.drop(columns="_group_sort")
+    df = df.sort_values(["strategy", "group_index", "sparsity", "seed"], kind="stable")
+    df = df.reset_index(drop=True)
+    df["test_acc_drop"] = dense_drop(df)
+    df["compression"] = compression_ratio(actual_sparsity(df))
+    return df
+
+
+def epoch_curves(sweep: Sweep, summary: pd.DataFrame) -> pd.DataFrame:
+    """Per-epoch train/test accuracy of every job, then the pruned model's final figures,
+    with the job's strategy, group and seed (from ``summary``).
+
+    The final evaluation is placed one epoch after training ends, so a curve shows the
+    training, then what pruning did to it.
+    """
+    frames = []
+    by_job = summary.set_index("job")
+    for job, r in sweep.results:
+        path = job / METRICS_FILE
+        if not path.is_file():
+            continue
+        m = pd.read_csv(path)
+        keep = [c for c in ("train/acc", "test/acc") if c in m]
+        per_epoch = m.dropna(subset=["epoch"]).groupby("epoch")[keep].first().reset_index()
+        last = int(r["epochs"]) + int(r.get("ramp_epochs", 0)) + int(r["finetune_epochs"])
+        final = pd.DataFrame(
+            [{"epoch": last, "train/acc": r["train_acc"], "test/acc": r["test_acc"]}]
+        )
+        curve = pd.concat([per_epoch[per_epoch["epoch"] < last], final], ignore_index=True)
+        curve["epoch"] = curve["epoch"].astype(int) + 1  # epochs counted from 1 on the plots
+        row = by_job.loc[str(job.relative_to(sweep.root))]
+        for col in ("strategy", "sparsity", "seed", "group", "group_index"):
+            curve[col] = row[col]
+        frames.append(curve)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

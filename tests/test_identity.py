@@ -1,0 +1,162 @@
+"""Every result is tied to exactly the config that made it: a job folder holding a result or a
+checkpoint of another config is never silently reused; one of the same identity is, whatever
+the keys that cannot change a number (logger, paths, …)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prunelab.config import check_argv, load
+from prunelab.errors import MismatchError
+from prunelab.identity import NOT_IN_IDENTITY, differences, identity, identity_settings
+from prunelab.results import RESULT_FILE, check_prior
+from prunelab.run import run_job
+
+from .conftest import ROOT, run_cli
+
+QUICK = ["strategy=weight", "sparsity=0.5", "data.limit=2000", "inference_batch_size=null"]
+
+
+def test_a_folder_with_another_configs_result_stops_the_run_naming_the_difference(tmp_path):
+    """The issue's example: the same folder, schedule.epochs 1 then 2."""
+    run_dir = tmp_path / "D"
+    common = [*QUICK, f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    first = run_cli(*common, "schedule.epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (run_dir / RESULT_FILE).read_bytes()
+
+    second = run_cli(*common, "schedule.epochs=2", cwd=tmp_path)
+    assert second.returncode != 0
+    [line] = second.stderr.strip().splitlines()
+    assert line.startswith(f"error: {run_dir} holds a result of another config")
+    assert "(schedule.epochs: 1 → 2)" in line and "on_mismatch=rerun" in line
+    assert (run_dir / RESULT_FILE).read_bytes() == before, "nothing touched"
+
+    again = run_cli(*common, "schedule.epochs=2", "on_mismatch=rerun", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    new = json.loads((run_dir / RESULT_FILE).read_text())
+    assert new["epochs"] == 2
+    [old] = run_dir.glob(f".superseded-*/{RESULT_FILE}")
+    assert old.read_bytes() == before, "the old result kept beside the new one"
+    assert old.parent.name == f".superseded-{json.loads(before)['identity']}"
+
+
+def test_keys_that_cannot_change_a_number_still_find_the_finished_result(make_cfg, tmp_path):
+    first = run_job(make_cfg(*QUICK, "schedule.epochs=1"))
+    written = (tmp_path / "run" / RESULT_FILE).read_bytes()
+    same = make_cfg(*QUICK, "schedule.epochs=1", "logger=tensorboard", "save_model=false",
+                    "progress_bar=false", "checkpoint_every_n_epochs=3", "dense_cache=false",
+                    f"paths.cache_dir={tmp_path / 'elsewhere'}")  # fmt: skip
+    assert run_job(same) == first
+    assert (tmp_path / "run" / RESULT_FILE).read_bytes() == written
+    assert not (tmp_path / "elsewhere").exists(), "nothing trained"
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        ("trainer=gpu", "trainer.accelerator: cpu → gpu"),
+        ("trainer.precision=bf16-mixed", "trainer.precision: 32-true → bf16-mixed"),
+        ("optim.lr=0.002", "optim.lr: 0.001 → 0.002"),
+        ("data=fashion_mnist", "data.name: mnist → fashion_mnist"),
+    ],
+)
+def test_a_result_is_not_the_result_of_another_trainer_or_setting(make_cfg, changed, named):
+    """``trainer`` is left out of job folder names, so a sweep re-run with ``trainer=gpu``
+    lands in the CPU run's folders: its identity must tell them apart."""
+    first = load(make_cfg(*QUICK))
+    done = {**dataclasses.asdict(first)}
+    other = dataclasses.asdict(load(make_cfg(*QUICK, changed)))
+    assert identity(other) != identity(done)
+    assert named in differences(done, other)
+
+
+def test_an_edited_preset_is_a_different_config(tmp_path):
+    """A sweep re-run after its preset changed: the command line is the same, the config is
+    not; every job is refused before any of them trains."""
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    args = ["-m", "experiment=smoke", "sparsity=0,0.5", "data.limit=300",
+            f"hydra.sweep.dir={sweep}", f"paths.cache_dir={cache}"]  # fmt: skip
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    edited = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", edited)
+    preset = edited / "experiment" / "smoke.yaml"
+    preset.write_text(preset.read_text().replace("epochs: 1", "epochs: 2"))
+    check_argv([*args[1:], "-m"])  # the unedited preset: every job finds its result
+    with pytest.raises(
+        MismatchError, match=r"holds a result of another config \(schedule\.epochs: 1 → 2\)"
+    ):
+        check_argv([*args[1:], "-m"], conf_dir=edited)
+
+
+class Crash(Exception):
+    """Stands for a kill: raised from inside training at a chosen epoch."""
+
+
+def test_a_checkpoint_of_another_config_is_never_resumed(make_cfg, tmp_path, monkeypatch):
+    from prunelab import callbacks
+
+    common = [*QUICK, "schedule.epochs=3", "checkpoint_every_n_epochs=1", "checkpoint_max_share=1",
+              "dense_cache=false"]  # fmt: skip
+    real = callbacks.EpochSummary.on_train_epoch_end
+
+    def dies(self, trainer, pl_module):
+        real(self, trainer, pl_module)
+        if trainer.current_epoch == 1:
+            raise Crash
+
+    monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", dies)
+    with pytest.raises(Crash):
+        run_job(make_cfg(*common))
+    monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", real)
+    assert (tmp_path / "run" / "last.ckpt").is_file()
+
+    with pytest.raises(MismatchError, match=r"holds a checkpoint of another config \(optim.lr"):
+        run_job(make_cfg(*common, "optim.lr=0.002"))
+    assert (tmp_path / "run" / "last.ckpt").is_file(), "kept for the config that wrote it"
+    result = run_job(make_cfg(*common, "optim.lr=0.002", "on_mismatch=rerun"))
+    assert result["resumed_after_epoch"] is None, "started over"
+    assert list((tmp_path / "run").glob(".superseded-*/last.ckpt"))
+
+
+def test_a_result_written_before_identities_existed_is_not_taken_for_this_codes(tmp_path):
+    (tmp_path / RESULT_FILE).write_text(json.dumps({"status": "ok", "config": {"seed": 0}}))
+    with pytest.raises(MismatchError, match="made by an older prunelab"):
+        check_prior(tmp_path, "abc", {"seed": 0}, "stop")
+    assert check_prior(tmp_path, "abc", {"seed": 0}, "rerun") is None
+    assert (tmp_path / ".superseded-unversioned" / RESULT_FILE).is_file()
+
+
+def test_the_identity_ignores_exactly_the_listed_keys(make_cfg):
+    config = dataclasses.asdict(load(make_cfg()))
+    kept = identity_settings(config)
+    dropped = {k for k in _flat_keys(config) if k not in kept}
+    listed = {k for k in dropped if any(k == d or k.startswith(f"{d}.") for d in NOT_IN_IDENTITY)}
+    assert dropped == listed and "seed" in kept and "trainer.accelerator" in kept
+
+
+def _flat_keys(config: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in config.items():
+        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
+def test_a_results_numeric_environment_is_recorded(make_cfg):
+    import torch
+
+    result = run_job(make_cfg(*QUICK, "schedule.epochs=1"))
+    env = result["numerics"]
+    assert env["device"] == "cpu" and env["dtype"] == "float32"
+    assert env["threads"] == torch.get_num_threads() and env["torch_version"] == torch.__version__
+    assert env["float32_matmul_precision"] == "highest" and env["trainer_precision"] == "32-true"
+    assert result["dense_cache"]["numerics"]["threads"] == env["threads"], "the dense phase's too"
+    assert result["identity"] == identity(result["config"])
+    assert len(result["data_sha256"]) == 64
+    assert Path(result["dense_cache"]["entry"]).is_dir()
