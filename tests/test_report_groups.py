@@ -105,3 +105,14 @@ def test_every_strategy_present_gets_its_plots_and_global_k_is_labelled_as_such(
     assert "over all" not in labels[sparsity_plot_name("random_weight")]
     compared = labels["Testing_Accuracy_Comparison_for_different_Pruning_Strategies.png"]
     assert "per pruned layer" in compared and "global: over all pruned layers" in compared
+
+
+def test_jobs_from_different_numeric_environments_are_flagged(tmp_path):
+    for seed, threads in ((0, 1), (1, 2)):
+        job(tmp_path, "weight", 0.9, seed, 0.9)
+        path = next(tmp_path.glob(f"*seed={seed},*/{RESULT_FILE}"))
+        result = json.loads(path.read_text())
+        result["numerics"] = {"threads": threads, "torch_version": "2.13.0", "dtype": "float32"}
+        path.write_text(json.dumps(result))
+    settings = section((make_report(tmp_path) / "report.md").read_text(), "Settings")
+    assert "**The jobs ran in different numeric environments** (threads ∈ {1, 2})" in settings

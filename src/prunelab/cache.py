@@ -64,7 +64,7 @@ _verified: set[tuple[str, int, int]] = set()
 
 
 def dense_settings(job: Config, data_digest: str) -> dict[str, Any]:
-    """Everything the dense phase of a job depends on: the cache key's input.
+    """Everything the dense phase of a job depends on, in this process: the cache key's input.
 
     Strategy, k, fine-tuning and the pruning window are absent on purpose (what lets a
     sweep share the model), except where they reach the dense phase: the learning-rate
@@ -97,6 +97,10 @@ def dense_settings(job: Config, data_digest: str) -> dict[str, Any]:
         "seed": job.seed,
         "eval_test_every_epoch": job.eval_test_every_epoch,
         "float32_matmul_precision": job.float32_matmul_precision,
+        # The same config trained with another thread count or torch gives other bits: a
+        # model from the cache must be the one this process would have trained.
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }
 
 

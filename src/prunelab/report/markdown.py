@@ -134,10 +134,35 @@ def settings_section(results: list[dict[str, Any]]) -> list[str]:
             + ".",
             "",
         ]
+    lines += numerics_lines(results)
     lines += ["<details><summary>Every setting the jobs share</summary>", "", "```"]
     lines += [f"{k}={show(v)}" for k, v in sorted(shared.items())]
     lines += ["```", "", "</details>", ""]
     return lines
+
+
+NUMERICS = ("device_name", "threads", "torch_version", "dtype", "float32_matmul_precision")
+
+
+def numerics_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Where the numbers were computed (``result.json``'s ``numerics``), and a warning when
+    the jobs differ in it: the same config can give other bits on another device, thread
+    count or torch version, so such a sweep's means mix numeric settings."""
+    seen: dict[str, set[str]] = {key: set() for key in NUMERICS}
+    for r in results:
+        env = r.get("numerics") or {}
+        for key in NUMERICS:
+            if key in env:
+                seen[key].add(show(env[key]))
+    if not any(seen.values()):
+        return []
+    differ = {k: v for k, v in seen.items() if len(v) > 1}
+    text = "; ".join(f"{k} ∈ {{{', '.join(sorted(v))}}}" for k, v in differ.items())
+    if differ:
+        return [f"**The jobs ran in different numeric environments** ({text}): their bits, and "
+                "possibly a claim, can differ between them.", ""]  # fmt: skip
+    same = ", ".join(f"{k} {next(iter(v))}" for k, v in seen.items() if v)
+    return [f"Computed with: {same}.", ""]
 
 
 def dense_baseline(summary: pd.DataFrame) -> list[str]:
