@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge results results2 smoke test test-all lint bench clean
+.PHONY: install challenge recipes results results2 smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ test-all: install
 lint: install
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m ruff format --check src tests scripts
+
+# docs/RESULTS.md: the dense-phase recipes compared on the challenge, 3 seeds; ≈ 13 min on 2 cores.
+recipes: install
+	PY=$(PY) bash scripts/run_recipes.sh
 
 # docs/RESULTS.md: the challenge in three arms (one-shot, fine-tuned, gradual) + random controls,
 # 3 seeds; about 45 min on 2 CPU cores.

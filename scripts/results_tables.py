@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 ARMS = {"oneshot": "one-shot", "finetune": "one-shot + fine-tune", "gradual": "gradual"}
+# The arms run again from the dense phase used before 2026-11-26 (cosine 1e-3, no averaging).
+COSINE_ARMS = {f"{arm}_cosine": arm for arm in ("finetune", "gradual")}
 LABEL = {"weight": "weight", "neuron": "unit", "random_weight": "random weight",
          "random_neuron": "random unit"}  # fmt: skip
 
@@ -30,7 +32,7 @@ LABEL = {"weight": "weight", "neuron": "unit", "random_weight": "random weight",
 def load(root: Path) -> dict[str, pd.DataFrame]:
     """Each arm's summary.csv that exists, with flops/best (the cheaper inference form)."""
     arms = {}
-    for arm in ARMS:
+    for arm in [*ARMS, *COSINE_ARMS]:
         path = root / arm / "report" / "summary.csv"
         if path.is_file():
             df = pd.read_csv(path)
@@ -59,8 +61,29 @@ def cell(table: pd.DataFrame, k: float) -> pd.Series | None:
     return table.loc[k] if k in table.index else None
 
 
+def dense_phase_table(arms: dict[str, pd.DataFrame]) -> list[str]:
+    """Each helped arm from the default dense phase and from the former one, at the k both
+    ran, with the mean over those cells."""
+    lines = ["| arm | strategy | k % | default dense phase | cosine 1e-3, no averaging |",
+             "|---|---|---:|---:|---:|"]  # fmt: skip
+    for cosine, arm in COSINE_ARMS.items():
+        if cosine not in arms or arm not in arms:
+            continue
+        means = {}
+        for s in ("weight", "neuron"):
+            new, old = stats(arms[arm], s), stats(arms[cosine], s)
+            for k in old.index:
+                lines.append(f"| {ARMS[arm]} | {LABEL[s]} | {100 * k:g} | {pm(cell(new, k))} | "
+                             f"{pm(cell(old, k))} |")  # fmt: skip
+                means.setdefault("new", []).append(new.loc[k, "mean"] if k in new.index else np.nan)
+                means.setdefault("old", []).append(old.loc[k, "mean"])
+        new_mean, old_mean = 100 * np.nanmean(means["new"]), 100 * np.mean(means["old"])
+        lines.append(f"| {ARMS[arm]} | mean of the cells | | {new_mean:.2f} | {old_mean:.2f} |")
+    return lines
+
+
 def accuracy_tables(arms: dict[str, pd.DataFrame]) -> list[str]:
-    cols = [(arm, s) for s in ("weight", "neuron") for arm in arms]
+    cols = [(arm, s) for s in ("weight", "neuron") for arm in arms if arm in ARMS]
     tables = {c: stats(arms[c[0]], c[1]) for c in cols}
     ks = sorted({k for t in tables.values() for k in t.index})
     head = [f"{LABEL[s]}, {ARMS[a]}" for a, s in cols]
@@ -158,7 +181,10 @@ def main() -> None:
         df = arms["oneshot"]
         out += ["", "## Magnitude vs random (one-shot, no fine-tuning)", "", *random_table(df)]
     for arm, df in arms.items():
-        out += ["", f"## Equal cost ({ARMS[arm]})", "", *equal_cost_table(df)]
+        if arm in ARMS:
+            out += ["", f"## Equal cost ({ARMS[arm]})", "", *equal_cost_table(df)]
+    if any(arm in arms for arm in COSINE_ARMS):
+        out += ["", "## The helped arms from either dense phase", "", *dense_phase_table(arms)]
     out += ["", "## Targets", "", *targets(arms)]
     seeds = sorted({int(s) for df in arms.values() for s in df["seed"].unique()})
     hours = {a: df["wall_time_s"].sum() / 60 for a, df in arms.items()}

@@ -4,6 +4,9 @@
 #   oneshot   prune once, no fine-tuning   weight, neuron, random_weight, random_neuron
 #   finetune  prune once, fine-tune 3 epochs (masks fixed)            weight, neuron
 #   gradual   cubic ramp 0 → k over 2 epochs, fine-tune 1 epoch        weight, neuron
+# and the last two again from the dense phase used before 2026-11-26 (Adam, a cosine from
+# 1e-3, no averaging) at five k, to check whether they are better off with it (they are not:
+# docs/RESULTS.md, "Which dense phase").
 # Each arm is a resumable Hydra sweep (re-run to finish an interrupted one) followed by its
 # report; all arms share the dense models (dense cache), so only the post-training epochs cost.
 # Usage: bash scripts/run_results.sh [extra overrides, e.g. trainer=gpu]
@@ -25,5 +28,9 @@ echo "# $(date -u +%FT%TZ) on $(nproc) CPU cores, $(uname -m); overrides: $*" >>
 arm oneshot strategy=weight,neuron,random_weight,random_neuron "$@"
 arm finetune schedule.finetune_epochs=3 "$@"
 arm gradual schedule=gradual schedule.ramp_epochs=2 schedule.finetune_epochs=1 "$@"
+COSINE=(optim.lr=1e-3 optim.lr_schedule=cosine optim.average_fraction=0 sparsity=0,0.5,0.9,0.95,0.97)
+arm finetune_cosine schedule.finetune_epochs=3 "${COSINE[@]}" "$@"
+arm gradual_cosine schedule=gradual schedule.ramp_epochs=2 schedule.finetune_epochs=1 \
+  "${COSINE[@]}" "$@"
 "$PY" scripts/results_tables.py "$OUT" > "$OUT/tables.md"
 echo "tables: $OUT/tables.md"

@@ -5,6 +5,7 @@ they fail that check, with one line saying so."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -18,6 +19,7 @@ from prunelab.config import load
 from prunelab.config.schema import SCHEDULES, schema_fields
 from prunelab.data import RawDataset
 from prunelab.identity import NOT_IN_IDENTITY, flatten
+from prunelab.results import sha256_file
 from prunelab.resume import LAST_CKPT, LAST_MANIFEST, resume_point, write_manifest
 from prunelab.run import run_job
 
@@ -101,7 +103,7 @@ def cached_entry(tmp_path: Path) -> Path:
     return entry
 
 
-@pytest.mark.parametrize("damage", ["truncated", "foreign pickle", "no manifest"])
+@pytest.mark.parametrize("damage", ["truncated", "foreign pickle", "no manifest", "unloadable"])
 def test_a_damaged_cache_entry_is_set_aside_and_rebuilt_with_one_line(
     make_cfg, tmp_path, caplog, damage
 ):
@@ -112,6 +114,11 @@ def test_a_damaged_cache_entry_is_set_aside_and_rebuilt_with_one_line(
         ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     elif damage == "foreign pickle":
         ckpt.write_bytes(pickle.dumps({"state_dict": "not ours"}))
+    elif damage == "unloadable":  # its sha256 recorded: a file this torch cannot read
+        ckpt.write_bytes(b"PK\x03\x04 not a torch archive")
+        manifest = json.loads((entry / cache.MANIFEST).read_text())
+        manifest["files"][cache.CHECKPOINT] = sha256_file(ckpt)
+        (entry / cache.MANIFEST).write_text(json.dumps(manifest))
     else:
         (entry / cache.MANIFEST).unlink()
     cache._verified.clear()  # a new process: it has checked nothing yet

@@ -62,7 +62,7 @@ def test_keys_that_cannot_change_a_number_still_find_the_finished_result(make_cf
     [
         ("trainer=gpu", "trainer.accelerator: cpu → gpu"),
         ("trainer.precision=bf16-mixed", "trainer.precision: 32-true → bf16-mixed"),
-        ("optim.lr=0.002", "optim.lr: 0.001 → 0.002"),
+        ("optim.lr=0.001", "optim.lr: 0.002 → 0.001"),
         ("data=fashion_mnist", "data.name: mnist → fashion_mnist"),
     ],
 )
@@ -118,9 +118,9 @@ def test_a_checkpoint_of_another_config_is_never_resumed(make_cfg, tmp_path, mon
     assert (tmp_path / "run" / "last.ckpt").is_file()
 
     with pytest.raises(MismatchError, match=r"holds a checkpoint of another config \(optim.lr"):
-        run_job(make_cfg(*common, "optim.lr=0.002"))
+        run_job(make_cfg(*common, "optim.lr=0.001"))
     assert (tmp_path / "run" / "last.ckpt").is_file(), "kept for the config that wrote it"
-    result = run_job(make_cfg(*common, "optim.lr=0.002", "on_mismatch=rerun"))
+    result = run_job(make_cfg(*common, "optim.lr=0.001", "on_mismatch=rerun"))
     assert result["resumed_after_epoch"] is None, "started over"
     assert list((tmp_path / "run").glob(".superseded-*/last.ckpt"))
 

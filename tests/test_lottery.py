@@ -122,16 +122,23 @@ def test_a_stack_from_the_dense_cache_rewinds_each_member_to_its_own_init(
 
 
 def test_lottery_retrains_on_the_dense_schedule_from_the_rewind_epoch():
-    dense = [lr_factor("cosine", 10, 1.0, e, total_epochs=20, rewind_epoch=0) for e in range(10)]
+    dense = [
+        lr_factor("cosine", 10, 1.0, e, finetune_schedule="cosine", total_epochs=20, rewind_epoch=0)
+        for e in range(10)
+    ]
     again = [
-        lr_factor("cosine", 10, 1.0, e, total_epochs=20, rewind_epoch=0) for e in range(10, 20)
+        lr_factor("cosine", 10, 1.0, e, finetune_schedule="cosine", total_epochs=20, rewind_epoch=0)
+        for e in range(10, 20)
     ]
     assert again == dense, "rewound to 0 over as many epochs: the same schedule again"
-    late = [lr_factor("cosine", 10, 1.0, e, total_epochs=14, rewind_epoch=6) for e in range(10, 14)]
+    late = [
+        lr_factor("cosine", 10, 1.0, e, finetune_schedule="cosine", total_epochs=14, rewind_epoch=6)
+        for e in range(10, 14)
+    ]
     assert late == dense[6:]
     # stretched: 2 retraining epochs replay epochs 6..9 at half speed
-    half = [lr_factor("cosine", 10, 1.0, e + f, total_epochs=12, rewind_epoch=6)
-            for e in (10, 11) for f in (0.0, 0.5)]  # fmt: skip
+    kw = {"finetune_schedule": "cosine", "total_epochs": 12, "rewind_epoch": 6}
+    half = [lr_factor("cosine", 10, 1.0, e + f, **kw) for e in (10, 11) for f in (0.0, 0.5)]
     assert half == dense[6:]
 
 

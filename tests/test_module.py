@@ -187,12 +187,19 @@ def test_a_training_step_never_waits_for_the_device(monkeypatch):
 
 
 def test_lr_decays_over_the_dense_phase_then_again_over_fine_tuning():
-    dense = [lr_factor("cosine", 4, 0.5, e, total_epochs=7) for e in range(4)]
-    after = [lr_factor("cosine", 4, 0.5, e, total_epochs=7) for e in range(4, 7)]
-    assert dense == [lr_factor("cosine", 4, 0.5, e) for e in range(4)], "dense: cache-safe"
+    dense = [
+        lr_factor("cosine", 4, 0.5, e, finetune_schedule="cosine", total_epochs=7) for e in range(4)
+    ]
+    after = [
+        lr_factor("cosine", 4, 0.5, e, finetune_schedule="cosine", total_epochs=7)
+        for e in range(4, 7)
+    ]
+    assert dense == [
+        lr_factor("cosine", 4, 0.5, e, finetune_schedule="cosine") for e in range(4)
+    ], "dense: cache-safe"
     assert dense[0] == 1.0 and dense == sorted(dense, reverse=True)
     assert after == pytest.approx([0.5, 0.375, 0.125]), "restart at the scale, decay again"
-    assert lr_factor("constant", 4, 0.5, 5, total_epochs=7) == 0.5
+    assert lr_factor("constant", 4, 0.5, 5, finetune_schedule="constant", total_epochs=7) == 0.5
 
 
 def test_a_checkpoint_is_due_every_n_epochs_while_saving_stays_within_its_share():
@@ -230,7 +237,18 @@ def test_with_steps_per_epoch_fine_tuning_anneals_within_its_epochs_and_dense_ke
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    per_epoch = [lr_factor("cosine", 2, 1.0, e, total_epochs=3) for e in range(2)]
+    per_epoch = [
+        lr_factor("cosine", 2, 1.0, e, finetune_schedule="cosine", total_epochs=3) for e in range(2)
+    ]
     assert lrs[:8] == [per_epoch[0]] * 4 + [per_epoch[1]] * 4, "dense: one factor per epoch"
     tail = lrs[8:]
     assert tail == sorted(tail, reverse=True) and tail[-1] < 0.25 * tail[0], "anneals in-epoch"
+
+
+def test_a_constant_dense_phase_is_followed_by_an_annealed_fine_tune():
+    """The default: a constant dense rate (its model averaged), then fine-tuning restarted at
+    its own rate and annealed, as a cosine dense phase would be followed."""
+    kw = {"finetune_schedule": "cosine", "total_epochs": 7}
+    dense = [lr_factor("constant", 4, 0.5, e, **kw) for e in range(4)]
+    after = [lr_factor("constant", 4, 0.5, e, **kw) for e in range(4, 7)]
+    assert dense == [1.0] * 4 and after == pytest.approx([0.5, 0.375, 0.125])

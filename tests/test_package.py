@@ -111,12 +111,14 @@ def documented_commands() -> list[str]:
     ]
     heading = ""
     for line in settings_help().splitlines():
-        token = line.split()[0]
-        if "=" in token and token.endswith(":"):  # a schedule's heading: schedule=gradual:
+        token, indent = line.split()[0], len(line) - len(line.lstrip())
+        if indent == 2 and token.endswith(":"):  # a schedule's heading: schedule=gradual:
             heading = token[:-1]
             lines.append(heading)
-        elif "=" in token:  # its settings are indented under it
-            lines.append(f"{heading} {token}" if line.startswith("    ") else token)
+        elif indent == 2 and "=" in token:
+            lines.append(token)
+        elif indent == 4 and "=" in token:  # a schedule's own settings, under its heading
+            lines.append(f"{heading} {token}")
     return lines
 
 

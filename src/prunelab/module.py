@@ -377,6 +377,7 @@ def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[st
         o["lr_schedule"],
         hp["lr_epochs"],
         hp["finetune_scale"],
+        finetune_schedule=o["finetune_lr_schedule"],
         total_epochs=hp["total_epochs"],
         rewind_epoch=hp["rewind_epoch"],
     )
@@ -393,19 +394,21 @@ def lr_factor(
     dense_epochs: int,
     finetune_scale: float,
     epoch: float,
+    *,
+    finetune_schedule: str,
     total_epochs: int | None = None,
     rewind_epoch: int | None = None,
 ) -> float:
     """Learning-rate multiplier at ``epoch`` (0-based; fractional between steps).
 
-    The dense phase has one factor per whole epoch, which depends only on its own length,
-    never on what follows, so the dense model, and with it the dense cache, is the same
-    whatever comes after pruning. After it:
+    The dense phase follows ``schedule`` with one factor per whole epoch, which depends only
+    on its own length, never on what follows, so the dense model, and with it the dense
+    cache, is the same whatever comes after pruning. After it:
 
-    - fine-tuning (and the gradual ramp) restarts the cosine at ``finetune_scale`` and
-      decays it again, continuously, to ~0 at the last step: fine-tuning at a constant full rate
-      costs the lightly pruned models ~0.6 points (98.4 → 97.8 % at k = 25 %), because it
-      ends on a noisy, un-annealed model;
+    - fine-tuning (and the gradual ramp) runs at ``finetune_scale``; with
+      ``finetune_schedule="cosine"`` the rate restarts there and decays again, continuously,
+      to ~0 at the last step (a constant fine-tuning rate costs lightly pruned models ~0.6
+      points, since it ends on a noisy, un-annealed model: docs/RESULTS.md);
     - a lottery ticket (``rewind_epoch`` set) retrains with the dense phase's own schedule
       from ``rewind_epoch`` on, stretched over the fine-tune epochs (exactly replayed when
       there are ``dense_epochs - rewind_epoch`` of them), as Frankle & Carbin retrain.
@@ -414,8 +417,10 @@ def lr_factor(
         span = total_epochs - dense_epochs
         if rewind_epoch is not None:
             mapped = rewind_epoch + (epoch - dense_epochs) * (dense_epochs - rewind_epoch) / span
-            return lr_factor(schedule, dense_epochs, finetune_scale, min(mapped, dense_epochs - 1))
-        if schedule != "cosine":
+            replayed = min(mapped, dense_epochs - 1)
+            return lr_factor(schedule, dense_epochs, finetune_scale, replayed,
+                             finetune_schedule=finetune_schedule)  # fmt: skip
+        if finetune_schedule != "cosine":
             return finetune_scale
         return finetune_scale * 0.5 * (1.0 + math.cos(math.pi * (epoch - dense_epochs) / span))
     if epoch >= dense_epochs:

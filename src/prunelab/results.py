@@ -3,7 +3,11 @@
 ``result.json`` is the last thing a job writes (``save_result``), after its ``model.pt``. It
 is written to a temporary file in the same folder, fsynced, then renamed over the target, so a
 crash at any moment leaves either no file or a complete one; a reader never sees half a
-result. Its presence means "this job is done".
+result. Its presence means "this job is done", *for the config whose identity it records*
+(``identity.py``): ``check_prior`` returns it only to a job of the same identity, and either
+stops a job of another identity or moves the old files aside (``supersede``). Files that
+fail a check are renamed, never deleted (``set_aside``). ``numerics`` records the numeric
+environment a result was computed in.
 """
 
 from __future__ import annotations

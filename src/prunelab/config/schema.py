@@ -235,36 +235,46 @@ SCHEDULES: dict[str, type[ScheduleConfig]] = {
 
 @dataclass
 class OptimConfig:
+    """The optimizer. The dense-phase defaults (Adam at a constant 2e-3, the dense model the
+    mean of the weights of its last 60 % of epochs) are the recipe measured best on the dense
+    model and on one-shot pruning (docs/RESULTS.md, "Which dense phase"); fine-tuning keeps
+    its own rate and schedule."""
+
     name: str = setting("adam", "the optimizer", choices=OPTIMIZERS, label="optim.name")
-    lr: float = setting(1e-3, "learning rate", low=0, low_open=True, example="optim.lr=1e-3")
+    lr: float = setting(
+        2e-3, "the dense phase's learning rate", low=0, low_open=True, example="optim.lr=1e-3"
+    )
     weight_decay: float = setting(0.0, "weight decay (decoupled for adamw)", low=0)
     lr_schedule: str = setting(
-        "cosine",
-        "rate over the dense epochs: cosine (to ~0 at the last one) or constant",
+        "constant",
+        "rate over the dense epochs: constant, or cosine (to ~0 at the last one)",
         choices=LR_SCHEDULES,
+    )
+    average_fraction: float = setting(
+        0.6,
+        "the dense model = the mean of the weights at the end of its last epochs, this share "
+        "of them (0.6: the last 6 of 10; 0: off)",
+        low=0,
+        high=1,
+        example="optim.average_fraction=0.6",
     )
     finetune_lr: float = setting(
         1e-3,
-        "after pruning (fine-tuning, the gradual ramp) a cosine restarts at this rate "
-        "and decays step by step (a constant one stays at it)",
+        "the rate after pruning (fine-tuning, the gradual ramp), whatever the dense phase's",
         low=0,
         low_open=True,
         example="optim.finetune_lr=1e-3",
+    )
+    finetune_lr_schedule: str = setting(
+        "cosine",
+        "after pruning: cosine (restart at finetune_lr, decay step by step to ~0) or constant",
+        choices=LR_SCHEDULES,
     )
 
     @property
     def finetune_scale(self) -> float:
         """The fine-tuning rate as a multiple of the dense rate (``module.lr_factor``)."""
         return self.finetune_lr / self.lr
-
-    average_fraction: float = setting(
-        0.0,
-        "the dense model = the mean of the weights at the end of its last epochs, this "
-        "share of them (0.6: the last 6 of 10; 0: off)",
-        low=0,
-        high=1,
-        example="optim.average_fraction=0.6",
-    )
 
     def average_epochs(self, dense_epochs: int) -> int:
         """How many of ``dense_epochs`` epochs the dense model averages (0: none)."""

@@ -5,10 +5,11 @@ the help cannot drift from what a run accepts."""
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from pathlib import Path
-from typing import Any
 
 from prunelab.config.schema import SCHEDULES, Config, schema_fields
+from prunelab.identity import show
 
 
 def conf_dir() -> Path:
@@ -20,6 +21,7 @@ def conf_dir() -> Path:
 
 
 CONF_DIR = conf_dir()
+WIDTH, KEY_WIDTH = 100, 40  # --help's lines, and its key=default column
 
 
 def group_choices(conf: Path = CONF_DIR) -> dict[str, list[str]]:
@@ -37,16 +39,6 @@ def groups_help(conf: Path = CONF_DIR) -> str:
     return "\n".join(f"  {g}: {', '.join(c)}" for g, c in group_choices(conf).items())
 
 
-def shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "[" + ",".join(map(shown, value)) + "]"
-    return str(value)
-
-
 def settings_lines(cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> list[str]:
     """``key=default  help`` for every setting of dataclass ``cls`` (nested ones expanded)."""
     lines = []
@@ -62,7 +54,10 @@ def settings_lines(cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> l
             continue
         if default is dataclasses.MISSING or default == "???":
             continue  # set by the group choice (data.mean, strategy.name, …)
-        lines.append(f"  {key}={shown(default)}".ljust(40) + f" {f.metadata.get('help', '')}")
+        head = f"  {key}={show(default)}".ljust(KEY_WIDTH)
+        text = textwrap.wrap(f.metadata.get("help", ""), WIDTH - KEY_WIDTH - 1) or [""]
+        lines.append(f"{head} {text[0]}")
+        lines += [" " * (KEY_WIDTH + 1) + more for more in text[1:]]
     return lines
 
 
@@ -70,7 +65,9 @@ def settings_help() -> str:
     """Every setting of a job, for ``--help``; the schedule keys per schedule."""
     lines = settings_lines(Config, skip=("paths", "logger"))
     for name, cls in SCHEDULES.items():
-        lines.append(f"  schedule={name}: {' '.join((cls.__doc__ or '').split())}")
+        doc = " ".join((cls.__doc__ or "").split())
+        lines += textwrap.wrap(f"schedule={name}: {doc}", WIDTH, initial_indent="  ",
+                               subsequent_indent="      ")  # fmt: skip
         lines += ["  " + line for line in settings_lines(cls, "schedule.", skip=("name",))]
     lines.append("  paths.data_dir, paths.cache_dir: where the data and the dense cache live")
     return "\n".join(lines)
