@@ -249,10 +249,10 @@ class WeightAveraging(pl.Callback):
     last ``epochs`` epochs (Polyak averaging; SWA without batch norm to recompute).
 
     A model trained at a high rate and averaged sits in a wider basin than one annealed to a
-    point, which is what a one-shot prune needs: removing 90 % of the weights at once is a
-    large perturbation (docs/RESULTS.md). Applied after the last step of the dense phase, so
-    its validation, its cache entry and everything after see the averaged model. The running
-    mean is callback state, so a run killed mid-way resumes with it.
+    point, which is what a one-shot prune needs: removing most of the weights at once is a
+    large perturbation (docs/RESULTS.md, "Which dense phase"). Applied after the last step of
+    the dense phase, so its validation, its cache entry and everything after see the averaged
+    model. The running mean is callback state, so a run killed mid-way resumes with it.
     """
 
     def __init__(self, epochs: int, dense_epochs: int) -> None:
@@ -301,14 +301,13 @@ class FinetuneGuard(pl.Callback):
     not get at least ``min_correct`` more validation images right gets those weights back;
     ``m<i>/final/finetune_reverted`` says so and ``finetune_val_before`` / ``_after`` give
     both accuracies. The margin is counted in images, so it means the same whatever the size
-    of the validation split, and it is there because validation is a sample: a dense model
-    whose validation accuracy rose by 0.04 points in one fine-tune epoch lost 0.12 on test.
+    of the validation split, and it is there because validation is a sample: a small rise on
+    validation can be a fall on test.
 
     Why not a gentler rate instead: restarting the rate kicks a converged model out of its
-    minimum, and a short fine-tune cannot always anneal it back (a dense model lost 0.2
-    points to one epoch at the full rate), while unit pruning at k = 90 % needs that rate
-    (94.5 % after one epoch, 73 % at 0.3 of it; docs/RESULTS.md), and the members of a stack
-    share one rate. The test split is never consulted.
+    minimum, and a short fine-tune cannot always anneal it back, while a heavily pruned model
+    needs that rate to recover (docs/RESULTS.md measures both, "Why a guard"), and the members
+    of a stack share one rate. The test split is never consulted.
     """
 
     def __init__(self, start_epoch: int, min_correct: int) -> None:

@@ -164,8 +164,8 @@ def stacked_masks(
     """
     # The random controls draw from the run's own "mask" stream: seeded with the run's seed
     # itself, ``torch.rand`` of a layer's shape replays the draws that initialised it, and a
-    # "random" mask removed exactly the most negative initial weights (12 % accuracy at k =
-    # 25 % instead of 98 %).
+    # "random" mask removed exactly the most negative initial weights (docs/RESULTS.md, "A trap
+    # we fell into").
     gens = [torch.Generator().manual_seed(seed_for(seed, "mask")) for seed in seeds]
     return STRATEGIES[strategy](weights, ks, gens)
 

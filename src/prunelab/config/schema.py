@@ -344,7 +344,8 @@ class Config:
     )
     finetune_min_correct: int = setting(
         10,
-        "validation images a fine-tune must gain to be kept (10 = 0.1 points of MNIST's 10 000)",
+        "validation images a fine-tune must get right beyond those the model had right after "
+        "pruning to be kept",
         low=0,
     )
     progress_bar: str = setting(
