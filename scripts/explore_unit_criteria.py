@@ -43,8 +43,15 @@ def dense_models(sweep: Path) -> dict[int, MaskedMLP]:
             ckpt = Path(r["dense_cache"]["entry"]) / "dense.ckpt"
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
             net = MaskedMLP(r["config"]["model"]["sizes"])
+            shapes = {k: v.shape for k, v in net.state_dict().items()}
+            # Every run trains as a stack (a single run is a stack of one), so the cached
+            # tensors carry a leading member axis of size 1.
             net.load_state_dict(
-                {k[4:]: v for k, v in state["state_dict"].items() if k[:4] == "net."}
+                {
+                    k[4:]: v.reshape(shapes[k[4:]])
+                    for k, v in state["state_dict"].items()
+                    if k[:4] == "net." and k[4:] in shapes
+                }
             )
             nets[r["seed"]] = net.eval()
     if not nets:

@@ -11,11 +11,13 @@ import torch
 from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
 from prunelab.sparse import (
+    CSR_MARGIN,
     TARGETS,
     compact,
     export,
     layer_seconds,
     load_export,
+    model_seconds,
     save_export,
 )
 
@@ -109,14 +111,55 @@ def test_auto_picks_csr_for_exactly_the_layers_the_timer_finds_faster(trained_li
         asked.append(batch_size)
         return {"dense": 1.0, "csr": 0.5 if density < 0.2 else 2.0}
 
+    def sparse_models_fast(model, batch_size):
+        return 0.5 if model.any_sparse else 1.0
+
+    timers = {"timer": csr_fast_below_20_percent, "model_timer": sparse_models_fast}
     net = pruned(trained_like, "weight", 0.9)
-    assert export(net, "auto", 7, timer=csr_fast_below_20_percent).kinds == ["csr"] * 4 + ["dense"]
+    assert export(net, "auto", 7, **timers).kinds == ["csr"] * 4 + ["dense"]
     assert asked == [7] * 4, "only pruned layers are timed, at the batch size asked"
     half = pruned(trained_like, "weight", 0.5)
-    assert export(half, "auto", timer=csr_fast_below_20_percent).kinds == ["dense"] * 5
+    assert export(half, "auto", **timers).kinds == ["dense"] * 5
     units = pruned(trained_like, "neuron", 0.9)
-    compacted = export(units, "auto", timer=csr_fast_below_20_percent)
+    compacted = export(units, "auto", **timers)
     assert compacted.sizes == [784, 100, 100, 50, 20, 10] and compacted.kinds == ["dense"] * 5
+
+
+def test_auto_keeps_its_csr_layers_only_if_the_whole_model_is_faster(trained_like):
+    """One CSR layer moves every layer to the (features × batch) layout: layers that are each
+    faster as CSR can still make a slower model, so ``auto`` times the mixed model against the
+    compact dense one and keeps the faster, at the batch size asked."""
+    asked = []
+
+    def csr_always_faster(w, batch_size):
+        return {"dense": 1.0, "csr": 0.5}
+
+    def dense_model_faster(model, batch_size):
+        asked.append((batch_size, model.any_sparse))
+        return 2.0 if model.any_sparse else 1.0
+
+    net = pruned(trained_like, "weight", 0.9)
+    model = export(net, "auto", 9, timer=csr_always_faster, model_timer=dense_model_faster)
+    assert model.kinds == ["dense"] * 5
+    assert sorted(asked) == [(9, False), (9, True)]
+    x = torch.randn(9, SIZES[0])
+    torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-5)
+
+    def sparse_slightly_faster(model, batch_size):
+        return 0.95 if model.any_sparse else 1.0
+
+    close = export(net, "auto", 9, timer=csr_always_faster, model_timer=sparse_slightly_faster)
+    assert close.kinds == ["dense"] * 5, "within the timing noise auto stays dense"
+    assert CSR_MARGIN < 0.95
+
+
+def test_auto_takes_a_csr_layer_only_if_it_is_clearly_faster(trained_like):
+    def csr_slightly_faster(w, batch_size):
+        return {"dense": 1.0, "csr": 0.95}
+
+    net = pruned(trained_like, "weight", 0.9)
+    model = export(net, "auto", 9, timer=csr_slightly_faster, model_timer=lambda m, b: 0.0)
+    assert model.kinds == ["dense"] * 5
 
 
 def test_the_measured_timer_times_both_forms_at_the_batch_size(trained_like):
@@ -124,6 +167,14 @@ def test_the_measured_timer_times_both_forms_at_the_batch_size(trained_like):
     for batch in (1, 16):
         seconds = layer_seconds(w, batch, reps=2)
         assert set(seconds) == {"dense", "csr"} and all(t > 0 for t in seconds.values())
+
+
+def test_the_measured_model_timer_runs_the_model_at_the_batch_size(trained_like):
+    net = pruned(trained_like, "weight", 0.9)
+    for target in ("compact", "csr"):
+        model = export(net, target)
+        for batch in (1, 16):
+            assert 0 < model_seconds(model, batch, reps=2) < 10
 
 
 def test_export_of_an_unpruned_model_is_the_dense_model(trained_like):
