@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 smoke test test-all lint bench clean
+.PHONY: install challenge recipes results results2 probes smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -40,19 +40,25 @@ lint: install
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m ruff format --check src tests scripts
 
-# docs/RESULTS.md: the dense-phase recipes compared on the challenge, 3 seeds; ≈ 13 min on 2 cores.
+# docs/RESULTS.md: the dense-phase recipes compared on the challenge, 3 seeds; ≈ 28 min on 2 cores.
 recipes: install
 	PY=$(PY) bash scripts/run_recipes.sh
 
 # docs/RESULTS.md: the challenge in three arms (one-shot, fine-tuned, gradual) + random controls,
-# 3 seeds; about 45 min on 2 CPU cores.
+# and the helped arms from the former dense phase, 3 seeds; about 50 min on 2 CPU cores.
 results: install
 	PY=$(PY) bash scripts/run_results.sh
 
-# docs/RESULTS.md, second round: Han et al.'s LeNet-300-100, lottery tickets, fine-tune length,
-# one-shot robustness; 3 seeds each; about an hour on 2 CPU cores.
+# docs/RESULTS.md, second round: Han et al.'s LeNet-300-100 and the one-shot headline on 5 seeds
+# in two thread settings, lottery tickets on 5 seeds, fine-tune length with and without the
+# guard on 3; about 1 h 25 min on 2 CPU cores.
 results2: install
 	PY=$(PY) bash scripts/run_results2.sh
+
+# docs/RESULTS.md: the one-seed probes behind the fine-tune learning rate and the guard;
+# about 5 min on 2 CPU cores.
+probes: install
+	PY=$(PY) bash scripts/run_probes.sh
 
 bench: install
 	$(PY) scripts/bench_overhead.py
