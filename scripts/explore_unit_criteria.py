@@ -26,7 +26,7 @@ from hydra import compose, initialize_config_dir
 
 from prunelab.config import CONF_DIR
 from prunelab.data import load_dataset, make_splits
-from prunelab.nets import MaskedMLP
+from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.pruning import n_to_prune, smallest_mask
 from prunelab.streams import seed_for
 
@@ -42,18 +42,13 @@ def dense_models(sweep: Path) -> dict[int, MaskedMLP]:
         if r.get("dense_cache") and r["seed"] not in nets:
             ckpt = Path(r["dense_cache"]["entry"]) / "dense.ckpt"
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
-            net = MaskedMLP(r["config"]["model"]["sizes"])
-            shapes = {k: v.shape for k, v in net.state_dict().items()}
-            # Every run trains as a stack (a single run is a stack of one), so the cached
-            # tensors carry a leading member axis of size 1.
-            net.load_state_dict(
-                {
-                    k[4:]: v.reshape(shapes[k[4:]])
-                    for k, v in state["state_dict"].items()
-                    if k[:4] == "net." and k[4:] in shapes
-                }
+            # Every run trains as a stack (a single run is a stack of one): the entry holds
+            # a StackedMLP of one member.
+            stack = StackedMLP([MaskedMLP(r["config"]["model"]["sizes"])])
+            stack.load_state_dict(
+                {k[4:]: v for k, v in state["state_dict"].items() if k[:4] == "net."}
             )
-            nets[r["seed"]] = net.eval()
+            nets[r["seed"]] = stack.unstack(0).eval()
     if not nets:
         sys.exit(f"error: no result.json naming a dense_cache under {sweep}")
     return nets

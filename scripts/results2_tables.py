@@ -13,13 +13,15 @@ markdown: mean ± std (ddof=1) over seeds, in %, with the number of seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from prunelab.report.read import job_dirs
+from prunelab.results import read_result
 
 HAN_PAPER = {"dense error %": 1.64, "pruned error %": 1.59, "kept %": 8.0}
 HAN_LAYERS = {"fc1": 8.0, "fc2": 9.0, "fc3 (output)": 26.0}
@@ -35,10 +37,10 @@ def load(folder: Path) -> pd.DataFrame:
     """One row per finished job under ``folder`` (superseded runs excepted): its result, its
     figures, the settings we group by, and the thread count it ran with."""
     rows = []
-    for path in sorted(folder.rglob("result.json")):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+    for job in job_dirs(folder):  # the report's walk: hidden (superseded) folders excepted
+        r = read_result(job)
+        if r is None:
             continue
-        r = json.loads(path.read_text())
         cfg = r["config"]
         rows.append(
             {

@@ -19,18 +19,16 @@ mkdir -p "$OUT"
 for probe in "${PROBES[@]}"; do
   case $probe in
     finetune_lr)
-      for lr in 1e-4 1e-3; do
-        "$PY" -m prunelab.train -m "${COMMON[@]}" "hydra.sweep.dir=$OUT/$probe" \
-          strategy=weight sparsity=0.25,0.95 schedule.finetune_epochs=3 \
-          "optim.finetune_lr=$lr" optim.finetune_lr_schedule=constant
-        "$PY" -m prunelab.train -m "${COMMON[@]}" "hydra.sweep.dir=$OUT/$probe" \
-          strategy=neuron sparsity=0.9 schedule.finetune_epochs=3 \
-          "optim.finetune_lr=$lr" optim.finetune_lr_schedule=constant
-      done
-      "$PY" -m prunelab.train -m "${COMMON[@]}" "hydra.sweep.dir=$OUT/$probe" \
-        strategy=weight sparsity=0.25,0.95 schedule.finetune_epochs=3
-      "$PY" -m prunelab.train -m "${COMMON[@]}" "hydra.sweep.dir=$OUT/$probe" \
-        strategy=neuron sparsity=0.9 schedule.finetune_epochs=3 ;;
+      # a constant 1e-4, a constant 1e-3, the default (no override); weight and unit pruning
+      # at different k, so two sweeps per setting
+      for rate in "optim.finetune_lr=1e-4 optim.finetune_lr_schedule=constant" \
+                  "optim.finetune_lr=1e-3 optim.finetune_lr_schedule=constant" ""; do
+        for cells in "strategy=weight sparsity=0.25,0.95" "strategy=neuron sparsity=0.9"; do
+          # shellcheck disable=SC2086  # $cells and $rate are lists of overrides
+          "$PY" -m prunelab.train -m "${COMMON[@]}" "hydra.sweep.dir=$OUT/$probe" \
+            $cells schedule.finetune_epochs=3 $rate
+        done
+      done ;;
     guard)
       "$PY" -m prunelab.train -m "${COMMON[@]}" "hydra.sweep.dir=$OUT/$probe" \
         strategy=weight,neuron sparsity=0,0.9 schedule.finetune_epochs=1 \

@@ -79,13 +79,7 @@ def layer_seconds(w: Tensor, batch_size: int, reps: int = 5) -> dict[str, float]
     out = {}
     for name, m in forms.items():
         product = (lambda m=m: torch.mv(m, h[:, 0])) if batch_size == 1 else (lambda m=m: m @ h)
-        product()
-        best = math.inf
-        for _ in range(reps):
-            start = time.perf_counter()
-            product()
-            best = min(best, time.perf_counter() - start)
-        out[name] = best
+        out[name] = best_seconds(product, reps)
     return out
 
 
@@ -95,11 +89,17 @@ def model_seconds(model: nn.Module, batch_size: int, reps: int = 5) -> float:
     choice as a whole."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, model.sizes[0], generator=gen).to(model.weights[0].device)
-    model(x)
+    return best_seconds(lambda: model(x), reps)
+
+
+def best_seconds(call: Callable[[], object], reps: int) -> float:
+    """The fastest of ``reps`` timed calls after one untimed warm-up call: the least noisy
+    estimate of what ``call`` costs on a machine that other work may slow down."""
+    call()
     best = math.inf
     for _ in range(reps):
         start = time.perf_counter()
-        model(x)
+        call()
         best = min(best, time.perf_counter() - start)
     return best
 
