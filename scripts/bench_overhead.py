@@ -21,11 +21,12 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from prunelab.config import strategy_method
 from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.data import BatchLoader, load_dataset, make_splits
 from prunelab.module import PruningModule
 from prunelab.nets import MaskedMLP, StackedMLP
-from prunelab.pruning import compute_masks
+from prunelab.selection import compute_masks
 
 SIZES = [784, 1000, 1000, 500, 200, 10]
 
@@ -83,11 +84,11 @@ def mask_times(reps: int = 20) -> dict[str, float]:
     weights = [layer.weight.detach() for layer in MaskedMLP(SIZES).layers[:-1]]
     out = {}
     for strategy in ("weight", "neuron"):
-        compute_masks(strategy, weights, 0.9)  # warm-up
+        compute_masks(strategy_method(strategy), weights, 0.9)  # warm-up
         times = []
         for _ in range(reps):
             start = time.perf_counter()
-            compute_masks(strategy, weights, 0.9)
+            compute_masks(strategy_method(strategy), weights, 0.9)
             times.append(time.perf_counter() - start)
         out[strategy] = 1000 * statistics.median(times)
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from prunelab.config import strategy_method
 from prunelab.nets import MaskedMLP
 from prunelab.sparse import TARGETS, export, measure_speedups
 
@@ -46,7 +47,7 @@ def main() -> None:
         for k in KS:
             net = MaskedMLP(SIZES)
             net.load_state_dict(base.state_dict())
-            net.prune(strategy, k)
+            net.prune(strategy_method(strategy), k)
             fig = net.sparsity(k)
             ideal = fig["flops/dense"] / min(fig["flops/sparse"], fig["flops/compact"])
             for batch in BATCHES:

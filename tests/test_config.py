@@ -51,7 +51,12 @@ BAD = [
         "schedule=gradual schedule.prune_every_epochs=0",
         "schedule.prune_every_epochs must be positive",
     ),
-    ("strategy.name=magnitude", "unknown strategy 'magnitude'; choose one of:"),
+    ("strategy=magnitude", "unknown strategy 'magnitude'; choose one of:"),
+    ("strategy.name=neuron", "strategy.name=neuron names the preset whose criterion is unit_l2"),
+    ("strategy.criterion=l1", "unknown strategy.criterion 'l1'; choose one of:"),
+    ("strategy.allocation=even", "unknown strategy.allocation 'even'; choose one of:"),
+    ("strategy=neuron strategy.allocation=erk", "strategy.allocation=erk spreads weights"),
+    ("schedule.name=later", "unknown schedule 'later'; choose one of:"),
     ("seed=-1", "seed must be a whole number ≥ 0, got -1"),
     ("sparsity=nan", "sparsity must be in [0, 1), got nan"),
     (
@@ -128,7 +133,8 @@ def test_every_setting_has_one_default_and_the_yaml_repeats_none_of_them():
     defaults = {f.name: f for f in dataclasses.fields(Config)}
     config_yaml = OmegaConf.load(CONF_DIR / "config.yaml")
     assert set(config_yaml) == {"defaults", "hydra"}, "config.yaml sets no values of its own"
-    for group, cls in (("data", "DataConfig"), ("trainer", "TrainerConfig")):
+    for group, cls in (("data", "DataConfig"), ("trainer", "TrainerConfig"),
+                       ("strategy", "StrategyConfig")):  # fmt: skip
         fields = schema_fields(type(defaults[group].default_factory()))
         for path in (CONF_DIR / group).glob("*.yaml"):
             for key, value in OmegaConf.load(path).items():
@@ -170,10 +176,13 @@ def test_a_cluster_sweep_is_not_refused_for_the_login_node_lacking_a_gpu(tmp_pat
 
 def test_jobs_that_differ_in_more_than_strategy_k_and_seed_cannot_share_a_stack(make_cfg):
     check_stack([load(make_cfg("sparsity=0.5")),
-                 load(make_cfg("strategy=neuron", "sparsity=0.9", "seed=1"))])  # fmt: skip
-    with pytest.raises(ConfigError, match="differ only in strategy name, sparsity and seed"):
+                 load(make_cfg("strategy=neuron", "sparsity=0.9", "seed=1")),
+                 load(make_cfg("strategy=erk_weight", "strategy.shuffle=true"))])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"differ only in strategy \(name, criterion, alloc"):
         check_stack([load(make_cfg()), load(make_cfg("optim.lr=0.01"))])
-    with pytest.raises(ConfigError, match="differ only in strategy name, sparsity and seed"):
+    with pytest.raises(ConfigError, match=r"differ only in strategy \(name, criterion, alloc"):
+        check_stack([load(make_cfg()), load(make_cfg("strategy.score_batches=3"))])
+    with pytest.raises(ConfigError, match=r"differ only in strategy \(name, criterion, alloc"):
         check_stack([load(make_cfg()), load(make_cfg("strategy=neuron",
                                                       "strategy.prune_output=true"))])  # fmt: skip
     with pytest.raises(ConfigError, match="max_members must be ≥ 1"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import pickle
@@ -20,7 +21,7 @@ from prunelab.data import (
     load_dataset,
     make_splits,
 )
-from prunelab.errors import DataError
+from prunelab.errors import ConfigError, DataError
 
 MNIST_TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -47,9 +48,16 @@ def write_idx_set(folder: Path, n_train: int = 10_050, n_test: int = 20, gz: boo
             (folder / stem).write_bytes(raw)
 
 
+def patch_dataset(monkeypatch, name: str, **changes) -> None:
+    """Replace fields of a registered dataset for one test (its folders, its md5 sums)."""
+    spec = data.DATASETS.get(name)
+    monkeypatch.setitem(data.DATASETS._items, name, dataclasses.replace(spec, **changes))
+
+
 @pytest.fixture
 def no_system_dirs(monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": [], "fashion_mnist": []})
+    for name in ("mnist", "fashion_mnist"):
+        patch_dataset(monkeypatch, name, system_dirs=())
 
 
 @pytest.fixture
@@ -81,7 +89,7 @@ def test_idx_files_in_data_dir_come_first(tmp_path, gz, no_system_dirs):
 
 def test_fashion_mnist_reads_idx_from_its_system_folder(tmp_path, monkeypatch):
     write_idx_set(tmp_path / "debian")
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": [], "fashion_mnist": [tmp_path / "debian"]})
+    patch_dataset(monkeypatch, "fashion_mnist", system_dirs=(tmp_path / "debian",))
     raw = load_dataset("fashion_mnist", tmp_path / "empty", download_ok=False)
     assert raw.name == "fashion_mnist" and raw.source == f"idx:{tmp_path / 'debian'}"
 
@@ -156,7 +164,9 @@ def test_missing_dataset_with_download_off(tmp_path, no_system_dirs):
 
 
 def test_unknown_dataset_is_refused():
-    with pytest.raises(DataError, match="unknown dataset 'cifar'"):
+    with pytest.raises(
+        ConfigError, match="unknown data 'cifar'; choose one of: fashion_mnist, mnist"
+    ):
         load_dataset("cifar", ".", download_ok=False)
 
 
@@ -172,8 +182,7 @@ def test_download_verifies_md5_and_writes_atomically(tmp_path, monkeypatch):
     for key, arr in sets.items():
         files[f"{data.IDX_FILES[key]}.gz"] = gzip.compress(idx_bytes(arr))
     md5 = {k: hashlib.md5(files[f"{data.IDX_FILES[k]}.gz"]).hexdigest() for k in sets}
-    monkeypatch.setitem(data.MD5, "fashion_mnist", md5)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": [], "fashion_mnist": []})
+    patch_dataset(monkeypatch, "fashion_mnist", md5=md5, system_dirs=())
 
     class Response:
         def __init__(self, payload):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.config import check_argv
+from prunelab.config import check_argv, strategy_method
 from prunelab.errors import ConfigError
 from prunelab.nets import MaskedMLP
 from prunelab.run import run_job
@@ -28,7 +28,7 @@ def fresh(sizes=LENET, seed=0) -> MaskedMLP:
 @pytest.mark.parametrize("strategy", ["weight", "random_weight"])
 def test_each_layer_loses_exactly_its_own_share_of_weights(strategy):
     net = fresh()
-    net.prune(strategy, HAN, prune_output=True)
+    net.prune(strategy_method(strategy), HAN, prune_output=True)
     n = [layer.mask.numel() for layer in net.layers]
     assert pruned_fractions(net) == [round(k * m) for k, m in zip(HAN, n, strict=True)]
     for layer in net.layers:
@@ -41,21 +41,21 @@ def test_each_layer_loses_exactly_its_own_share_of_weights(strategy):
 
 def test_unit_pruning_takes_one_share_of_units_per_layer():
     net = fresh([784, 40, 20, 10])
-    net.prune("neuron", [0.5, 0.25])
+    net.prune(strategy_method("neuron"), [0.5, 0.25])
     rows_gone = [int((~layer.mask).all(dim=1).sum()) for layer in net.layers]
     assert rows_gone == [20, 5, 0]
 
 
 def test_the_output_layer_is_pruned_only_when_asked():
     kept = fresh()
-    kept.prune("weight", 0.5)
+    kept.prune(strategy_method("weight"), 0.5)
     assert bool(kept.layers[-1].mask.all()), "default: the output layer is never pruned"
     assert pruned_fractions(kept)[:2] == [round(0.5 * 784 * 300), round(0.5 * 300 * 100)]
     asked = fresh()
-    asked.prune("weight", 0.5, prune_output=True)
+    asked.prune(strategy_method("weight"), 0.5, prune_output=True)
     assert pruned_fractions(asked)[2] == 500
     hidden_only = fresh()
-    hidden_only.prune("weight", HAN[:2])
+    hidden_only.prune(strategy_method("weight"), HAN[:2])
     assert bool(hidden_only.layers[-1].mask.all())
 
 

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from prunelab.callbacks import PruningCallback, mask_optimizer_state
+from prunelab.config import strategy_method
 from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
@@ -33,7 +34,8 @@ def module_of(net: StackedMLP, lr: float = 1e-3, **kw) -> PruningModule:
 
 def one_shot(strategy: str, k: float) -> PruningCallback:
     """Prune one member (seed 0) to ``k`` after one dense epoch."""
-    return PruningCallback([strategy], [k], [0], OneshotSchedule(epochs=1), False, None)
+    m = strategy_method(strategy)
+    return PruningCallback([m], [k], [0], OneshotSchedule(epochs=1), False, None, [strategy])
 
 
 def trainer(tmp_path, max_epochs: int, callbacks) -> pl.Trainer:
@@ -142,7 +144,7 @@ def test_a_members_prune_masks_only_its_own_slice_of_the_optimizer_state():
     stack(torch.randn(4, 6)).square().sum().backward()
     opt.step()
     before = {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in stack.parameters()}
-    stack.prune([1], "weight", [0.6])
+    stack.prune([1], strategy_method("weight"), [0.6])
     mask_optimizer_state(opt, stack, [1])
     for layer in stack.layers[:-1]:
         moments = opt.state[layer.weight]["exp_avg"]

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunelab.module import member_losses
+from prunelab.config import strategy_method
+from prunelab.functional import member_losses
 from prunelab.nets import MaskedMLP, StackedMLP
 
 SMALL = [784, 64, 48, 32, 10]
@@ -16,7 +17,7 @@ SMALL = [784, 64, 48, 32, 10]
 def test_forward_is_the_seed_formula_relu_x_w():
     torch.manual_seed(0)
     net = MaskedMLP(SMALL)
-    net.prune("weight", 0.5)
+    net.prune(strategy_method("weight"), 0.5)
     x = torch.randn(5, 784)
     h = x
     for layer in net.layers[:-1]:
@@ -29,7 +30,7 @@ def test_forward_is_the_seed_formula_relu_x_w():
 def test_pruned_weights_get_zero_gradient():
     torch.manual_seed(0)
     net = MaskedMLP(SMALL)
-    net.prune("neuron", 0.5)
+    net.prune(strategy_method("neuron"), 0.5)
     net(torch.randn(8, 784)).sum().backward()
     for layer in net.layers:
         assert int((layer.weight.grad[~layer.mask] != 0).sum()) == 0
@@ -38,7 +39,7 @@ def test_pruned_weights_get_zero_gradient():
 def test_a_stack_of_one_trains_bit_for_bit_like_the_plain_model():
     torch.manual_seed(0)
     plain = MaskedMLP(SMALL)
-    plain.prune("neuron", 0.3)
+    plain.prune(strategy_method("neuron"), 0.3)
     stack = StackedMLP([plain])
     opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (plain, stack)]
     gen = torch.Generator().manual_seed(1)
@@ -57,7 +58,7 @@ def test_a_stack_of_one_trains_bit_for_bit_like_the_plain_model():
 def test_a_stack_runs_each_member_as_its_own_model():
     torch.manual_seed(0)
     nets = [MaskedMLP([6, 5, 3]) for _ in range(3)]
-    nets[1].prune("neuron", 0.4)
+    nets[1].prune(strategy_method("neuron"), 0.4)
     stack = StackedMLP(nets)
     x = torch.randn(4, 6)
     torch.testing.assert_close(stack(x), torch.stack([n(x) for n in nets]))
@@ -72,13 +73,13 @@ def test_pruning_one_member_leaves_the_others_untouched():
     nets = [MaskedMLP([6, 5, 3]) for _ in range(3)]
     stack = StackedMLP(nets)
     before = [layer.weight.detach().clone() for layer in stack.layers]
-    stack.prune([2], "weight", [0.5])
+    stack.prune([2], strategy_method("weight"), [0.5])
     assert stack.sparsity([0, 0, 0.5])[2]["sparsity/layer1"] == pytest.approx(0.5, abs=0.04)
     for layer, w in zip(stack.layers, before, strict=True):
         assert layer.mask[:2].all() and torch.equal(layer.weight[:2], w[:2])
     alone = MaskedMLP([6, 5, 3])
     alone.load_state_dict(nets[2].state_dict())
-    alone.prune("weight", 0.5)
+    alone.prune(strategy_method("weight"), 0.5)
     one = stack.unstack(2)
     for a, b in zip(alone.layers, one.layers, strict=True):
         assert torch.equal(a.mask, b.mask) and torch.equal(a.weight, b.weight)
@@ -97,9 +98,9 @@ def test_one_batched_prune_of_a_stack_gives_each_member_its_own_masks(strategy):
             layer.weight.data = (layer.weight.data * 8).round() / 8
     ks, seeds = [0.0, 0.3, 0.5, 0.9], [0, 1, 2, 3]
     stack = StackedMLP(nets)
-    stack.prune(range(4), strategy, ks, seeds=seeds)
+    stack.prune(range(4), strategy_method(strategy), ks, seeds=seeds)
     for i, (net, k, seed) in enumerate(zip(nets, ks, seeds, strict=True)):
-        net.prune(strategy, k, seed=seed)
+        net.prune(strategy_method(strategy), k, seed=seed)
         for a, b in zip(net.layers, stack.unstack(i).layers, strict=True):
             assert torch.equal(a.mask, b.mask) and torch.equal(a.weight, b.weight)
     figures = stack.sparsity(ks)

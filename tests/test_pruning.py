@@ -7,18 +7,18 @@ import torch
 import torch.nn.utils.prune as tprune
 from torch import nn
 
-from prunelab.config import check_argv
+from prunelab.config import check_argv, strategy_method
+from prunelab.criteria import CRITERIA
 from prunelab.errors import ConfigError
 from prunelab.nets import MaskedMLP
 from prunelab.pruning import (
-    STRATEGIES,
     alive_units,
-    compute_masks,
     kth_smallest_rows,
     smallest_mask,
     smallest_masks,
     sparsity_report,
 )
+from prunelab.selection import compute_masks
 
 K_GRID = [0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
 SIZES = [784, 1000, 1000, 500, 200, 10]
@@ -34,7 +34,7 @@ def net() -> MaskedMLP:
 def test_weight_pruning_removes_exactly_round_k_n_entries_per_hidden_layer(net, k):
     model = MaskedMLP(SIZES)
     model.load_state_dict(net.state_dict())
-    model.prune("weight", k)
+    model.prune(strategy_method("weight"), k)
     for layer in model.layers[:-1]:
         assert int((~layer.mask).sum()) == round(k * layer.weight.numel())
         assert int((layer.weight[~layer.mask] != 0).sum()) == 0
@@ -45,7 +45,7 @@ def test_weight_pruning_removes_exactly_round_k_n_entries_per_hidden_layer(net, 
 def test_neuron_pruning_removes_exactly_round_k_units_per_hidden_layer(net, k):
     model = MaskedMLP(SIZES)
     model.load_state_dict(net.state_dict())
-    model.prune("neuron", k)
+    model.prune(strategy_method("neuron"), k)
     for layer in model.layers[:-1]:
         rows_gone = (~layer.mask).all(dim=1)
         rows_kept = layer.mask.all(dim=1)
@@ -57,14 +57,14 @@ def test_neuron_pruning_removes_exactly_round_k_units_per_hidden_layer(net, k):
 def test_output_layer_pruned_only_when_asked(net):
     model = MaskedMLP(SIZES)
     model.load_state_dict(net.state_dict())
-    model.prune("weight", 0.5, prune_output=True)
+    model.prune(strategy_method("weight"), 0.5, prune_output=True)
     assert int((~model.layers[-1].mask).sum()) == round(0.5 * 200 * 10)
 
 
 @pytest.mark.parametrize("k", K_GRID)
 def test_weight_masks_equal_torch_l1_unstructured(net, k):
     weights = [layer.weight for layer in net.layers[:-1]]
-    ours = compute_masks("weight", weights, k)
+    ours = compute_masks(strategy_method("weight"), weights, k)
     for w, mask in zip(weights, ours, strict=True):
         ref = nn.Linear(w.shape[1], w.shape[0], bias=False)
         ref.weight.data.copy_(w.data)
@@ -75,7 +75,7 @@ def test_weight_masks_equal_torch_l1_unstructured(net, k):
 @pytest.mark.parametrize("k", K_GRID)
 def test_neuron_masks_equal_torch_ln_structured_dim0(net, k):
     weights = [layer.weight for layer in net.layers[:-1]]
-    ours = compute_masks("neuron", weights, k)
+    ours = compute_masks(strategy_method("neuron"), weights, k)
     for w, mask in zip(weights, ours, strict=True):
         ref = nn.Linear(w.shape[1], w.shape[0], bias=False)
         ref.weight.data.copy_(w.data)
@@ -91,8 +91,8 @@ def test_ties_are_broken_by_flat_index():
 
 def test_masks_are_deterministic_with_all_equal_weights():
     w = torch.ones(50, 40)
-    a = compute_masks("weight", [w], 0.37)[0]
-    b = compute_masks("weight", [w.clone()], 0.37)[0]
+    a = compute_masks(strategy_method("weight"), [w], 0.37)[0]
+    b = compute_masks(strategy_method("weight"), [w.clone()], 0.37)[0]
     assert torch.equal(a, b)
     assert int((~a).sum()) == round(0.37 * 2000)
     assert not bool(a.reshape(-1)[: round(0.37 * 2000)].any()), "lowest indices pruned first"
@@ -107,9 +107,9 @@ def test_smallest_mask_handles_nothing_and_everything():
 @pytest.mark.parametrize("name", ["random_weight", "random_neuron"])
 def test_random_controls_are_exact_and_reproducible_per_seed(net, name):
     weights = [layer.weight for layer in net.layers[:-1]]
-    a = compute_masks(name, weights, 0.6, seed=1)
-    b = compute_masks(name, weights, 0.6, seed=1)
-    c = compute_masks(name, weights, 0.6, seed=2)
+    a = compute_masks(strategy_method(name), weights, 0.6, seed=1)
+    b = compute_masks(strategy_method(name), weights, 0.6, seed=1)
+    c = compute_masks(strategy_method(name), weights, 0.6, seed=2)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
     for w, m in zip(weights, a, strict=True):
@@ -120,7 +120,7 @@ def test_random_controls_are_exact_and_reproducible_per_seed(net, name):
 
 def test_global_weight_removes_round_k_of_all_prunable_weights(net):
     weights = [layer.weight.detach() for layer in net.layers[:-1]]
-    masks = compute_masks("global_weight", weights, 0.8)
+    masks = compute_masks(strategy_method("global_weight"), weights, 0.8)
     total = sum(w.numel() for w in weights)
     assert sum(int((~m).sum()) for m in masks) == round(0.8 * total)
     threshold = max(float(w.abs()[~m].max()) for w, m in zip(weights, masks, strict=True))
@@ -136,8 +136,13 @@ def test_bad_sparsity_is_refused_in_one_line(tmp_path, bad):
 
 def test_unknown_strategy_names_the_known_ones(tmp_path):
     with pytest.raises(ConfigError, match=r"choose one of: .*neuron.*weight"):
-        check_argv(["strategy.name=magnitude", f"hydra.run.dir={tmp_path}"])
-    assert set(STRATEGIES) >= {"weight", "neuron"}
+        check_argv(["strategy=magnitude", f"hydra.run.dir={tmp_path}"])
+
+
+def test_unknown_criterion_names_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown strategy.criterion 'l1'.*magnitude.*snip"):
+        check_argv(["strategy.criterion=l1", f"hydra.run.dir={tmp_path}"])
+    assert set(CRITERIA) >= {"magnitude", "unit_l2", "snip", "synflow"}
 
 
 def test_effective_sparsity_counts_dead_columns_of_the_next_layer():
@@ -172,7 +177,7 @@ def test_random_masks_are_independent_of_the_init_with_the_same_seed():
     torch.manual_seed(0)
     net = MaskedMLP([784, 300, 100, 10])
     init = [layer.weight.detach().clone() for layer in net.layers]
-    net.prune("random_weight", 0.25, seed=0)
+    net.prune(strategy_method("random_weight"), 0.25, seed=0)
     for w, layer in zip(init[:-1], net.layers[:-1], strict=True):
         removed = w[~layer.mask]
         bound = w.abs().max()

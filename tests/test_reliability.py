@@ -6,6 +6,7 @@ Run alone with ``pytest -m reliability``; the run ends with "N bad inputs tried,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -129,7 +130,9 @@ def test_more_sweep_workers_than_gpus_is_one_clean_line(tmp_path):
 
 @pytest.fixture
 def no_system_dirs(monkeypatch):
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"mnist": [], "fashion_mnist": []})
+    for name in ("mnist", "fashion_mnist"):
+        spec = data.DATASETS.get(name)
+        monkeypatch.setitem(data.DATASETS._items, name, dataclasses.replace(spec, system_dirs=()))
 
 
 def _data_error(fn, expected: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from prunelab.config import strategy_method
 from prunelab.config.schema import GradualSchedule, IterativeSchedule
 from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE
@@ -85,7 +86,7 @@ def test_iterative_prunes_at_each_window_epoch_end_and_releases_in_between():
 def test_released_masks_let_pruned_weights_grow_back():
     torch.manual_seed(0)
     net = MaskedMLP([6, 5, 3])
-    net.prune("weight", 0.6)
+    net.prune(strategy_method("weight"), 0.6)
     pruned = ~net.layers[0].mask.clone()
     net.release()
     net(torch.randn(8, 6)).square().sum().backward()

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from prunelab.config import strategy_method
 from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
 from prunelab.sparse import (
@@ -36,7 +37,7 @@ def trained_like() -> MaskedMLP:
 def test_compact_model_gives_the_masked_models_logits(trained_like, strategy, k, batch):
     net = MaskedMLP(SIZES)
     net.load_state_dict(trained_like.state_dict())
-    net.prune(strategy, k)
+    net.prune(strategy_method(strategy), k)
     small = compact(net)
     x = torch.randn(batch, 784)
     with torch.no_grad():
@@ -46,7 +47,7 @@ def test_compact_model_gives_the_masked_models_logits(trained_like, strategy, k,
 def test_compact_keeps_exactly_the_surviving_units(trained_like):
     net = MaskedMLP(SIZES)
     net.load_state_dict(trained_like.state_dict())
-    net.prune("neuron", 0.9)
+    net.prune(strategy_method("neuron"), 0.9)
     small = compact(net)
     assert small.sizes == [784, 100, 100, 50, 20, 10]
     alive = alive_units(net.masks())
@@ -75,7 +76,7 @@ K_GRID = [0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
 def pruned(base: MaskedMLP, strategy: str, k: float) -> MaskedMLP:
     net = MaskedMLP(SIZES)
     net.load_state_dict(base.state_dict())
-    net.prune(strategy, k)
+    net.prune(strategy_method(strategy), k)
     return net
 
 

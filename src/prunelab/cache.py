@@ -91,7 +91,7 @@ def dense_settings(job: Config, data_digest: str) -> dict[str, Any]:
         "sizes": list(job.model.sizes),
         # finetune_lr acts only after the dense phase: runs that differ in it share it.
         "optim": {k: v for k, v in dataclasses.asdict(job.optim).items() if k != "finetune_lr"},
-        "epochs": schedule.epochs,
+        "epochs": schedule.dense_epochs,
         "lr_epochs": schedule.lr_epochs,
         "rewind_epoch": schedule.rewind_to,  # its checkpoint holds the lottery's snapshot
         "seed": job.seed,

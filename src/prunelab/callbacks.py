@@ -19,11 +19,13 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
-from prunelab.config.schema import LotterySchedule, ScheduleConfig
+from prunelab.config.schema import ScheduleConfig
+from prunelab.criteria import Batch
+from prunelab.data import BatchLoader, scoring_batches
 from prunelab.module import member_accuracy
 from prunelab.nets import StackedMLP, fresh_weights
 from prunelab.pruning import Sparsity
-from prunelab.schedules import iterative_prunes_after, iterative_releases_at, target_sparsity
+from prunelab.selection import Method
 
 log = logging.getLogger(__name__)
 
@@ -51,57 +53,72 @@ def mask_optimizer_state(
 
 
 class PruningCallback(pl.Callback):
-    """Prune every member of the module's stack on a schedule of ``schedules.py``; member i
-    to ``sparsities[i]`` with ``strategies[i]`` in the end. Arguments are trusted
+    """Prune every member of the module's stack when its schedule says; member i to
+    ``sparsities[i]`` with ``methods[i]`` in the end. Arguments are trusted
     (``config.load`` checked them; a stack's members share their ``schedule``).
 
-    One-shot: train ``schedule.epochs`` dense epochs, then prune at the first step of the
-    next one, so every logged epoch row describes one model (dense rows before, pruned rows
-    after). Gradual: from there, masks are recomputed on a cubic ramp every
-    ``schedule.prune_every_epochs`` for ``ramp_epochs`` epochs. Iterative: for
-    ``ramp_epochs`` epochs, masks are lifted at each epoch's start and recomputed at k after
-    its last step.
-    Lottery: prune as one-shot, then rewind the surviving weights (``PruningModule.rewind``)
-    to the module's snapshot, or to fresh random ones with ``reinit`` (the control), and
-    restart the optimizer. Whatever the schedule, the reported test sees the final k (pruned
-    at its start if training ended first). Outside those events, masks are fixed.
+    The callback only asks the schedule (``config.schema.ScheduleConfig``): before each step,
+    the sparsity masks must have (``target``) and whether masks are lifted
+    (``releases_before``); after it, whether to prune back to k (``prunes_after``); after a
+    prune, what happens to the survivors (``after_prune``: a lottery's rewind or reinit).
+    Whatever the schedule, the reported test sees the final k (pruned at its start if
+    training ended first), so every logged epoch row describes one model. A criterion that
+    ``needs_data`` is handed a few training batches of each member's ``score`` stream
+    (``data.scoring_batches``; the loader comes through ``use_data``).
 
     ``layer_sparsity`` (shared by the stack) gives each pruned layer its own final k; a
     member's layers then follow that profile scaled by the member's current k over its final
     one (exactly the profile at the end of a gradual ramp).
 
     One callback for the whole stack: a step costs one schedule lookup whatever M, and a
-    prune event one batched selection per strategy. Figures are recorded once per epoch as
+    prune event one batched selection per method. Figures are recorded once per epoch as
     ``m<i>/<figure>`` (``logs.MemberLoggers`` routes them to member i's own log).
     """
 
     def __init__(
         self,
-        strategies: Sequence[str],
+        methods: Sequence[Method],
         sparsities: Sequence[float],
         seeds: Sequence[int],
         schedule: ScheduleConfig,
         prune_output: bool,
         layer_sparsity: Sequence[float] | None,
+        names: Sequence[str] | None = None,
+        score_batches: int = 1,
+        score_batch_size: int = 100,
     ) -> None:
         super().__init__()
-        self.strategies = list(strategies)
+        self.methods = list(methods)
+        self.names = list(names) if names is not None else [""] * len(self.methods)
         self.sparsities = [float(k) for k in sparsities]
         self.seeds = list(seeds)
-        self.schedule = schedule.KIND
-        self.prune_after_epochs = schedule.epochs
-        self.ramp_epochs = schedule.window_epochs
-        self.steps_between_prunes = schedule.steps_between_prunes
+        self.schedule = schedule
         self.prune_output = prune_output
         self.layer_sparsity = None if layer_sparsity is None else [float(k) for k in layer_sparsity]
-        self.reinit = isinstance(schedule, LotterySchedule) and schedule.reinit
+        self.score_batches = score_batches
+        self.score_batch_size = score_batch_size
+        self.data: BatchLoader | None = None
         # sparsity each member's masks were last computed at; None while dense
-        self.current: list[float | None] = [None] * len(self.strategies)
+        self.current: list[float | None] = [None] * len(self.methods)
         self._figures: list[dict[str, float]] | None = None  # until the masks change
 
     @property
     def pruned(self) -> bool:
         return all(k is not None for k in self.current)
+
+    def use_data(self, loader: BatchLoader) -> None:
+        """The training loader whose images data-driven criteria score on."""
+        self.data = loader
+
+    def batches_for(self, members: Sequence[int], event: int) -> list[Batch]:
+        """Scoring batches of ``members`` at prune event ``event`` (none for a method that
+        does not need data); x is (M, B, in) over *all* members when seeds differ."""
+        if not any(self.methods[i].needs_data for i in members):
+            return []
+        if self.data is None:
+            raise RuntimeError("a criterion needs data but the callback was given no loader")
+        return scoring_batches(self.data.x, self.data.y, self.seeds, event,
+                               self.score_batches, self.score_batch_size)  # fmt: skip
 
     def prune(
         self,
@@ -112,20 +129,25 @@ class PruningCallback(pl.Callback):
     ) -> None:
         """Compute and install the masks of ``members`` (default: all) at ``ks`` (default:
         their final sparsities) from their current weights, one batched selection per
-        strategy; while fitting, clear their optimizer state where pruned.
+        method; while fitting, clear their optimizer state where pruned.
 
         Outside fitting (the final prune at test start) the optimizer is left alone: it will
         take no more steps, and Lightning has moved its state off the device by then.
         """
-        members = list(range(len(self.strategies))) if members is None else list(members)
+        members = list(range(len(self.methods))) if members is None else list(members)
         ks = [self.sparsities[i] for i in members] if ks is None else list(ks)
         net = pl_module.net
-        for strategy in dict.fromkeys(self.strategies[i] for i in members):
-            group = [j for j, i in enumerate(members) if self.strategies[i] == strategy]
-            chosen = [members[j] for j in group]
-            seeds = [self.seeds[i] for i in chosen]
-            layer_ks = [self.member_sparsity(members[j], ks[j]) for j in group]
-            net.prune(chosen, strategy, layer_ks, self.prune_output, seeds)
+        # The final prune runs at test start, inside Lightning's inference mode, where the
+        # criteria that differentiate (SNIP, GraSP, SynFlow, Taylor) could not, nor use a
+        # batch drawn there.
+        with torch.inference_mode(False):
+            batches = self.batches_for(members, trainer.global_step)
+            for m in dict.fromkeys(self.methods[i] for i in members):
+                group = [j for j, i in enumerate(members) if self.methods[i] == m]
+                chosen = [members[j] for j in group]
+                seeds = [self.seeds[i] for i in chosen]
+                layer_ks = [self.member_sparsity(members[j], ks[j]) for j in group]
+                net.prune(chosen, m, layer_ks, self.prune_output, seeds, batches)
         if trainer.state.fn == TrainerFn.FITTING:
             for opt in trainer.optimizers:
                 mask_optimizer_state(opt, net, members)
@@ -147,19 +169,20 @@ class PruningCallback(pl.Callback):
         """Lottery: every member's surviving weights back to their snapshot (or fresh ones,
         drawn from each member's own reinit stream), and a fresh optimizer state."""
         fresh = None
-        if self.reinit:
+        reinit = self.schedule.after_prune == "reinit"
+        if reinit:
             weight = pl_module.net.layers[0].weight
             fresh = fresh_weights(pl_module.net.sizes, self.seeds, weight.device, weight.dtype)
         pl_module.rewind(fresh)
         log.info(
             "rewound %s to %s",
             "members" if len(self.seeds) > 1 else "the model",
-            "fresh random weights (reinit control)" if self.reinit else "the snapshot",
+            "fresh random weights (reinit control)" if reinit else "the snapshot",
         )
 
     def log_prune(self, pl_module: pl.LightningModule, members: Sequence[int]) -> None:
         """One line per member at its final k; iterative's repeated prunes only at DEBUG."""
-        level = logging.DEBUG if self.schedule == "iterative" else logging.INFO
+        level = logging.DEBUG if self.schedule.QUIET_PRUNES else logging.INFO
         final = [i for i in members if self.current[i] == self.sparsities[i]]
         if not log.isEnabledFor(level if final else logging.DEBUG):
             return
@@ -170,7 +193,7 @@ class PruningCallback(pl.Callback):
                 level if i in final else logging.DEBUG,
                 "m%d/pruned %s to k=%.3g: global %.4f, effective %.4f, %d of %d weights kept",
                 i,
-                self.strategies[i],
+                self.names[i],
                 self.current[i],
                 fig["sparsity/global"],
                 fig["sparsity/effective"],
@@ -199,20 +222,15 @@ class PruningCallback(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        spe = int(trainer.num_training_batches)
-        if self.schedule == "iterative":
-            window = (spe, self.prune_after_epochs, self.ramp_epochs)
-            if iterative_releases_at(trainer.global_step, *window):
-                pl_module.net.release(range(len(self.strategies)))
-                self._figures = None
-            return
-        every = self.steps_between_prunes(spe)
-        window = (self.prune_after_epochs, self.ramp_epochs, every)
-        targets = [target_sparsity(trainer.global_step, spe, k, *window) for k in self.sparsities]
+        spe, step = int(trainer.num_training_batches), trainer.global_step
+        if self.schedule.releases_before(step, spe):
+            pl_module.net.release(range(len(self.methods)))
+            self._figures = None
+        targets = [self.schedule.target(step, spe, k) for k in self.sparsities]
         due = [i for i, k in enumerate(targets) if k is not None and k != self.current[i]]
         if due:
             self.prune(trainer, pl_module, due, [targets[i] for i in due])  # type: ignore[misc]
-            if self.schedule == "lottery":
+            if self.schedule.after_prune is not None:
                 self.rewind(trainer, pl_module)
 
     def on_train_batch_end(
@@ -223,8 +241,7 @@ class PruningCallback(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        window = (int(trainer.num_training_batches), self.prune_after_epochs, self.ramp_epochs)
-        if self.schedule == "iterative" and iterative_prunes_after(trainer.global_step, *window):
+        if self.schedule.prunes_after(trainer.global_step, int(trainer.num_training_batches)):
             self.prune(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

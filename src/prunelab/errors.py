@@ -13,6 +13,10 @@ class ConfigError(PrunelabError):
     """A config value is unknown, out of range or inconsistent."""
 
 
+class PluginError(ConfigError):
+    """A method or dataset name that no registry holds and no import path reaches."""
+
+
 class DataError(PrunelabError):
     """A dataset is missing, truncated, corrupt or does not match its checksum."""
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
 from prunelab.config.schema import OptimConfig, ScheduleConfig
 from prunelab.errors import TrainingError
+from prunelab.functional import member_losses
 from prunelab.nets import StackedMLP
 from prunelab.sparse import compact
 
@@ -68,15 +68,6 @@ class MemberMetrics(Metric):
     def compute(self) -> tuple[Tensor, Tensor]:
         """Mean loss and accuracy per member, (M,) each."""
         return self.loss_sum / self.count, self.correct.double() / self.count
-
-
-def member_losses(logits: Tensor, y: Tensor) -> Tensor:
-    """Each member's mean cross-entropy over the batch, (M,), from logits (M, B, C) and
-    labels (B,) shared by all members or (M, B), each member's own."""
-    m, b, c = logits.shape
-    targets = y.reshape(m * b) if y.dim() == 2 else y.repeat(m)
-    per_sample = F.cross_entropy(logits.reshape(m * b, c), targets, reduction="none")
-    return per_sample.view(m, b).mean(dim=1)
 
 
 class PruningModule(pl.LightningModule):

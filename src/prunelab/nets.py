@@ -22,12 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunelab.pruning import (
-    Sparsity,
-    sparsity_report,
-    stacked_masks,
-    stacked_sparsity_report,
-)
+from prunelab.functional import stacked_linear
+from prunelab.pruning import Sparsity, sparsity_report, stacked_sparsity_report
+from prunelab.selection import Batch, Method, stacked_masks
 from prunelab.streams import seed_for
 
 
@@ -40,21 +37,22 @@ def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
 def install_masks(
     weights: Sequence[Tensor],
     masks: Sequence[Tensor],
-    strategy: str,
+    method: Method,
     ks: Sequence[Sparsity],
     prune_output: bool,
     seeds: Sequence[int],
+    batches: Sequence[Batch] = (),
 ) -> None:
     """Recompute the masks of the prunable layers from ``weights`` and write them in place.
 
     ``weights`` and ``masks`` are (M, out, in) per layer: a stack's tensors, or one model's
     with a member axis of 1 in front; ``ks`` (one k, or one per prunable layer) and
-    ``seeds`` have one entry per member. The masks are copied into the existing buffers
-    (which keeps them on the model's device whatever device the selection ran on) and the
-    weights they remove are zeroed.
+    ``seeds`` have one entry per member; ``batches`` feed a criterion that needs data. The
+    masks are copied into the existing buffers (which keeps them on the model's device
+    whatever device the selection ran on) and the weights they remove are zeroed.
     """
     chosen = [i for i, p in enumerate(prunable_layers(len(weights), prune_output)) if p]
-    new = stacked_masks(strategy, [weights[i] for i in chosen], ks, seeds)
+    new = stacked_masks(method, weights, ks, seeds, masks, chosen, batches)
     for i, mask in zip(chosen, new, strict=True):
         masks[i].copy_(mask)
         weights[i].mul_(masks[i])
@@ -87,11 +85,18 @@ class MaskedMLP(nn.Module):
     def masks(self) -> list[Tensor]:
         return [layer.mask for layer in self.layers]
 
-    def prune(self, strategy: str, k: Sparsity, prune_output: bool = False, seed: int = 0) -> None:
+    def prune(
+        self,
+        method: Method,
+        k: Sparsity,
+        prune_output: bool = False,
+        seed: int = 0,
+        batches: Sequence[Batch] = (),
+    ) -> None:
         """Recompute masks from the current weights and install them (pruned weights → 0)."""
         weights = [layer.weight.data[None] for layer in self.layers]
         masks = [mask[None] for mask in self.masks()]
-        install_masks(weights, masks, strategy, [k], prune_output, [seed])
+        install_masks(weights, masks, method, [k], prune_output, [seed], batches)
 
     @torch.no_grad()
     def release(self) -> None:
@@ -134,11 +139,7 @@ class StackedLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: (B, in) shared by every member, or (M, B, in); returns (M, B, out)."""
-        w = self.weight * self.mask
-        if w.shape[0] == 1:  # one member: MaskedLinear's GEMM, bit for bit
-            # squeeze, not [0]: its backward is a view, where indexing's copies the gradient
-            return F.linear(x if x.dim() == 2 else x.squeeze(0), w.squeeze(0)).unsqueeze(0)
-        return torch.matmul(x, w.transpose(1, 2))
+        return stacked_linear(x, self.weight * self.mask)
 
 
 class StackedMLP(nn.Module):
@@ -178,22 +179,25 @@ class StackedMLP(nn.Module):
     def prune(
         self,
         members: Sequence[int],
-        strategy: str,
+        method: Method,
         ks: Sequence[Sparsity],
         prune_output: bool = False,
         seeds: Sequence[int] | None = None,
+        batches: Sequence[Batch] = (),
     ) -> None:
         """``MaskedMLP.prune`` for each of ``members`` (member ``members[j]`` at ``ks[j]``,
-        seeded ``seeds[j]``, default 0) in one batched selection; the others are untouched."""
+        seeded ``seeds[j]``, default 0) in one batched selection; the others are untouched.
+        ``batches`` are the whole stack's (x of (M, B, in) is sliced to ``members``)."""
         seeds = [0] * len(members) if seeds is None else seeds
         if list(members) == list(range(len(self))):  # the whole stack: no gather, no scatter
             weights = [layer.weight.data for layer in self.layers]
-            install_masks(weights, self.all_masks(), strategy, ks, prune_output, seeds)
+            install_masks(weights, self.all_masks(), method, ks, prune_output, seeds, batches)
             return
         idx = torch.tensor(members, device=self.layers[0].weight.device)
         weights = [layer.weight.data[idx] for layer in self.layers]
         masks = [mask[idx] for mask in self.all_masks()]
-        install_masks(weights, masks, strategy, ks, prune_output, seeds)
+        own = [(x[idx] if x.dim() == 3 else x, y[idx] if y.dim() == 2 else y) for x, y in batches]
+        install_masks(weights, masks, method, ks, prune_output, seeds, own)
         with torch.no_grad():
             for layer, w, mask in zip(self.layers, weights, masks, strict=True):
                 layer.weight.data[idx] = w

@@ -1,4 +1,4 @@
-"""Pure pruning functions: weights in, boolean keep-masks out.
+"""Pure pruning functions: scores in, boolean keep-masks out; what masks leave alive.
 
 Conventions. The seed writes ``out = relu(x · W)`` with ``W`` of shape (in, out);
 ``nn.Linear`` stores the transpose (out, in), so a *unit* (neuron) of a layer is a **row** of
@@ -6,23 +6,20 @@ Conventions. The seed writes ``out = relu(x · W)`` with ``W`` of shape (in, out
 
 Every function here is free of Lightning, of configs and of model classes, so the nets, the
 pruning callback and the sparse exporter all reuse them, and tests call them on bare tensors.
+What the scores are is ``criteria``'s business, how many per layer ``allocation``'s, and
+``selection`` joins them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from prunelab.streams import seed_for
-
 # A member's sparsity: one k for every pruned layer, or one k per pruned layer (in order).
 Sparsity = float | Sequence[float]
-# weights (M, out, in) of one layer or of all pruned layers, each member's sparsity, each
-# member's generator (the random controls draw from it) → keep-masks of the same shapes
-MaskFn = Callable[[Sequence[Tensor], Sequence[Sparsity], Sequence[torch.Generator]], list[Tensor]]
 
 
 def layer_k(k: Sparsity, layer: int) -> float:
@@ -87,87 +84,6 @@ def kth_smallest_rows(scores: Tensor, ks: Sequence[int], numpy: bool | None = No
         return scores.kthvalue(ks[0], dim=1).values
     index = torch.tensor(ks, device=scores.device)[:, None] - 1
     return scores.sort(dim=1).values.gather(1, index)[:, 0]
-
-
-def _per_layer(score: Callable[[Tensor, Sequence[torch.Generator]], Tensor]) -> MaskFn:
-    """Lift a per-layer score into a mask function over a list of (M, out, in) weights.
-
-    A score of shape (M, out) has one value per unit (row of ``linear.weight``): its mask is
-    broadcast over the row. Each member drops ``round(k·n)`` of its own scores, k being its
-    sparsity for that layer.
-    """
-
-    def masks(
-        weights: Sequence[Tensor], ks: Sequence[Sparsity], gens: Sequence[torch.Generator]
-    ) -> list[Tensor]:
-        out = []
-        for layer, w in enumerate(weights):
-            s = score(w.detach(), gens)
-            flat = s.reshape(len(s), -1)
-            n = flat.shape[1]
-            keep = smallest_masks(flat, [n_to_prune(n, layer_k(k, layer)) for k in ks])
-            keep = keep.reshape(s.shape)
-            out.append(keep[:, :, None].expand_as(w).clone() if s.dim() == 2 else keep)
-        return out
-
-    return masks
-
-
-def _global_magnitude(
-    weights: Sequence[Tensor], ks: Sequence[Sparsity], gens: Sequence[torch.Generator]
-) -> list[Tensor]:
-    """One |w| threshold per member across all its pruned layers (layers then get unequal
-    sparsity, so a per-layer k means nothing here: ``config.check`` refuses one)."""
-    flat = torch.cat([w.detach().abs().reshape(len(w), -1) for w in weights], dim=1)
-    keep = smallest_masks(flat, [n_to_prune(flat.shape[1], layer_k(k, 0)) for k in ks])
-    sizes = [w[0].numel() for w in weights]
-    return [m.reshape(w.shape) for m, w in zip(keep.split(sizes, dim=1), weights, strict=True)]
-
-
-def _random_like(shape: tuple[int, ...], w: Tensor, gens: Sequence[torch.Generator]) -> Tensor:
-    """Uniform scores, member i's from its own generator: its draws do not depend on the
-    stack it trains in."""
-    return torch.stack([torch.rand(shape, generator=g, device="cpu") for g in gens]).to(w.device)
-
-
-STRATEGIES: dict[str, MaskFn] = {
-    # magnitude: smallest |w| per layer
-    "weight": _per_layer(lambda w, g: w.abs()),
-    # unit: smallest L2 norm of a unit's incoming weights (a row of linear.weight)
-    "neuron": _per_layer(lambda w, g: w.norm(dim=2)),
-    # controls: is magnitude any better than chance at the same k?
-    "random_weight": _per_layer(lambda w, g: _random_like(tuple(w.shape[1:]), w, g)),
-    "random_neuron": _per_layer(lambda w, g: _random_like((w.shape[1],), w, g)),
-    "global_weight": _global_magnitude,
-}
-# Strategies whose k is one fraction over all pruned layers together, not per layer.
-GLOBAL_STRATEGIES = ("global_weight",)
-
-
-def compute_masks(
-    strategy: str, weights: Sequence[Tensor], k: Sparsity, seed: int = 0
-) -> list[Tensor]:
-    """Keep-masks for one model's ``weights`` (the layers to prune) at sparsity ``k``;
-    ``stacked_masks`` for a stack of one."""
-    masks = stacked_masks(strategy, [w[None] for w in weights], [k], [seed])
-    return [m[0] for m in masks]
-
-
-def stacked_masks(
-    strategy: str, weights: Sequence[Tensor], ks: Sequence[Sparsity], seeds: Sequence[int]
-) -> list[Tensor]:
-    """Keep-masks for M members at once: ``weights`` (M, out, in) per pruned layer, member
-    i at sparsity ``ks[i]`` in [0, 1), one value for all its pruned layers or one per layer.
-
-    ``strategy`` and the ks are trusted: ``config.check`` refuses bad ones before any run.
-    ``seeds`` only matter for the random controls; they make them reproducible.
-    """
-    # The random controls draw from the run's own "mask" stream: seeded with the run's seed
-    # itself, ``torch.rand`` of a layer's shape replays the draws that initialised it, and a
-    # "random" mask removed exactly the most negative initial weights (docs/RESULTS.md, "A trap
-    # we fell into").
-    gens = [torch.Generator().manual_seed(seed_for(seed, "mask")) for seed in seeds]
-    return STRATEGIES[strategy](weights, ks, gens)
 
 
 def alive_units(masks: Sequence[Tensor]) -> list[Tensor]:

@@ -46,6 +46,7 @@ from prunelab.config import (
     check_max_members,
     check_sizes,
     check_stack,
+    job_method,
     load,
     stack_key,
 )
@@ -292,7 +293,7 @@ def starting_point(
     if ckpt is not None:
         return Start(ckpt, rows, resumed_after_epoch=epoch + 1)
     base = stack.base
-    if base.dense_cache and base.schedule.epochs > 0:
+    if base.dense_cache and base.schedule.dense_epochs > 0:
         entries = {
             seed: dense_entry(with_seed(base, seed), raw) for seed in dict.fromkeys(stack.seeds)
         }
@@ -335,21 +336,24 @@ def fit(
     base = stack.base
     members = [seeded_mlp(base.model.sizes, job.seed) for job in stack.jobs]
     pruning = PruningCallback(
-        [job.strategy.name for job in stack.jobs],
+        [job_method(job) for job in stack.jobs],
         [job.sparsity for job in stack.jobs],
         stack.seeds,
         base.schedule,
         base.strategy.prune_output,
         base.strategy.layer_sparsity,
+        names=[job.strategy.name for job in stack.jobs],
+        score_batches=base.strategy.score_batches,
+        score_batch_size=base.strategy.score_batch_size,
     )
     summary = EpochSummary()
     callbacks: list[pl.Callback] = [pruning, summary]
-    averaged = base.optim.average_epochs(base.schedule.epochs)
+    dense_epochs = base.schedule.dense_epochs
+    averaged = base.optim.average_epochs(dense_epochs)
     if averaged:
-        callbacks.append(WeightAveraging(averaged, base.schedule.epochs))
+        callbacks.append(WeightAveraging(averaged, dense_epochs))
     if guards_finetuning(base):  # after the pruning callback: it sees the final masks
-        start = base.schedule.epochs + base.schedule.window_epochs
-        callbacks.append(FinetuneGuard(start, base.finetune_min_correct))
+        callbacks.append(FinetuneGuard(base.schedule.finetune_start, base.finetune_min_correct))
     checkpoint = None
     if base.checkpoint_every_n_epochs:
         checkpoint = LastCheckpoint(
@@ -373,6 +377,7 @@ def fit(
         default_root_dir=stack.workdir,
     )
     train_loader, evals = loaders(base, raw, trainer.strategy.root_device, stack.seeds)
+    pruning.use_data(train_loader)
     val_splits = ("val", "test") if base.eval_test_every_epoch else ("val",)
     module = PruningModule(
         StackedMLP(members),
@@ -388,11 +393,9 @@ def fit(
 
 def guards_finetuning(job: Config) -> bool:
     """Whether fine-tuning is checked against the model it started from (``FinetuneGuard``):
-    when asked and there is fine-tuning, but not for a lottery ticket, whose retraining
-    starts from rewound weights and has nothing to fall back to."""
-    return (
-        job.finetune_guard and job.schedule.finetune_epochs > 0 and job.schedule.rewind_to is None
-    )
+    when asked and the schedule has a fine-tune with a model to fall back to (a lottery
+    ticket retrains from rewound weights and has none)."""
+    return job.finetune_guard and job.schedule.guards_finetuning
 
 
 def median_epoch_time(times: Sequence[float]) -> float | None:
@@ -409,12 +412,12 @@ def dense_entry(job: Config, raw: RawDataset) -> Path:
     meta: dict[str, Any] = {"settings": settings}  # build adds the numerics it trained with
 
     def build(workdir: Path) -> None:
-        log.info("training the dense model (%d epochs) for the cache", job.schedule.epochs)
+        log.info("training the dense model (%d epochs) for the cache", job.schedule.dense_epochs)
         ckpt, _, [rows] = resumed(workdir, [workdir / cache.METRICS], key)
         csv = csv_log(workdir)
         replay(rows, csv)
         stack = Stack([job], [workdir], workdir, key)
-        trainer = fit(stack, raw, [csv], job.schedule.epochs, ckpt,
+        trainer = fit(stack, raw, [csv], job.schedule.dense_epochs, ckpt,
                       Checkpointing(key, settings)).trainer  # fmt: skip
         csv.finalize("success")
         trainer.save_checkpoint(workdir / cache.CHECKPOINT, weights_only=False)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 # init: the network's initial weights; batches: the training batch order of one epoch;
-# mask: the random controls' scores; reinit: the lottery control's fresh initial weights.
-PURPOSES = ("init", "batches", "mask", "reinit")
+# mask: the random controls' scores; reinit: the lottery control's fresh initial weights;
+# score: the training images a data-driven criterion scores on at one prune event.
+PURPOSES = ("init", "batches", "mask", "reinit", "score")
 
 
 def seed_for(seed: int, purpose: str, *index: int) -> int:

@@ -6,7 +6,7 @@ reads a raw Hydra config or falls back to a default of its own.
 """
 
 from prunelab.config.argv import check_argv, check_writable_dir
-from prunelab.config.checks import check_environment, check_sizes, load
+from prunelab.config.checks import check_environment, check_sizes, job_method, load
 from prunelab.config.launch import (
     MEMBER_KEYS,
     check_max_members,
@@ -15,7 +15,7 @@ from prunelab.config.launch import (
     stack_key,
 )
 from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, register
-from prunelab.config.tree import CONF_DIR, groups_help, settings_help
+from prunelab.config.tree import CONF_DIR, groups_help, settings_help, strategy_method
 
 register()
 
@@ -33,8 +33,10 @@ __all__ = [
     "check_workers",
     "check_writable_dir",
     "groups_help",
+    "job_method",
     "load",
     "register",
     "settings_help",
     "stack_key",
+    "strategy_method",
 ]

@@ -30,8 +30,14 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from prunelab.config.checks import check_environment, check_value, load, one_line
-from prunelab.config.schema import schema_fields, type_hints
+from prunelab.config.checks import (
+    check_environment,
+    check_value,
+    is_schedule_node,
+    load,
+    one_line,
+)
+from prunelab.config.schema import SCHEDULES, schema_fields, type_hints
 from prunelab.config.tree import CONF_DIR
 from prunelab.errors import ConfigError
 from prunelab.identity import identity
@@ -44,8 +50,9 @@ def check_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Refuse a bad command line in one line, before Hydra starts (see the module doc)."""
     args, _ = get_args_parser().parse_known_args(argv)
     overrides = parse(args.overrides)
+    trees = config_trees(overrides, conf_dir)
     for o in overrides:
-        check_override_syntax(o, conf_dir)
+        check_override_syntax(o, conf_dir, trees)
     other_tree = args.config_path or args.config_dir or args.config_name
     asks_for_info = args.help or args.hydra_help or args.cfg or args.info
     if not (other_tree or asks_for_info or args.shell_completion):
@@ -60,9 +67,25 @@ def parse(lines: Sequence[str]) -> list[Override]:
         raise ConfigError(f"cannot read the overrides: {first} (write key=value)") from None
 
 
-def check_override_syntax(o: Override, conf_dir: Path) -> None:
+def config_trees(overrides: Sequence[Override], conf_dir: Path) -> list[Path] | None:
+    """The config folders Hydra will search: prunelab's, then those a
+    ``hydra.searchpath=[file://…]`` override adds (a plug-in's YAML files); None when one is
+    a ``pkg://`` path, which only Hydra resolves (its group choices are then not checked
+    here)."""
+    trees = [conf_dir]
+    for o in overrides:
+        if o.key_or_group == "hydra.searchpath" and not o.is_delete():
+            for entry in o.value() or []:  # type: ignore[union-attr]
+                if not str(entry).startswith("file://"):
+                    return None
+                trees.append(Path(str(entry).removeprefix("file://")))
+    return trees
+
+
+def check_override_syntax(o: Override, conf_dir: Path, trees: list[Path] | None = None) -> None:
     """One override on its own: no value twice in a sweep list, a writable run or sweep dir,
-    and a group choice that exists (sweep lists item by item)."""
+    and a group choice that exists in one of the config ``trees`` (sweep lists item by
+    item)."""
     key = o.key_or_group
     if isinstance(o.value(), ChoiceSweep):
         items = list(o.sweep_string_iterator())
@@ -77,8 +100,8 @@ def check_override_syntax(o: Override, conf_dir: Path) -> None:
         )
     if key in ("hydra.run.dir", "hydra.sweep.dir") and not o.is_delete():
         check_writable_dir(Path(items[0]), key)
-    if is_group(o, conf_dir) and not key.startswith("hydra/"):
-        known = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+    if is_group(o, conf_dir) and not key.startswith("hydra/") and trees is not None:
+        known = sorted({p.stem for tree in trees for p in (tree / key).glob("*.yaml")})
         for choice in items:
             if choice and choice != "null" and choice not in known:
                 raise ConfigError(f"unknown {key} {choice!r}; choose one of: {', '.join(known)}")
@@ -121,12 +144,14 @@ def check_jobs(overrides: list[Override], multirun: bool, conf_dir: Path = CONF_
                     )
             jobs = [[o.input_line for o in overrides if not o.is_hydra_override()]]
         remote = "submitit" in str(OmegaConf.select(master, "hydra.launcher._target_") or "")
+        # a plug-in's config folder must be searched for every job's group choices too
+        search = [o.input_line for o in overrides if o.key_or_group == "hydra.searchpath"]
         bases: dict[tuple[str, ...], DictConfig] = {}
         for task in jobs:
             job_overrides = parse([*hydra_lines, *task])
             groups = tuple(o.input_line for o in job_overrides if is_group(o, conf_dir))
             if groups not in bases:
-                bases[groups] = compose_or_refuse(list(groups))
+                bases[groups] = compose_or_refuse([*search, *groups])
             cfg = copy.deepcopy(bases[groups])
             values = [o for o in job_overrides if not is_group(o, conf_dir)]
             for o in values:
@@ -175,6 +200,8 @@ def check_typed(o: Override, cfg: DictConfig) -> None:
     for part in parents:
         node = node.get(part) if isinstance(node, DictConfig) else None
     cls = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if parents == ["schedule"] and isinstance(node, DictConfig) and not is_schedule_node(node):
+        cls = SCHEDULES.get(str(node.get("name")))  # a plug-in schedule's plain YAML
     if cls is None or not dataclasses.is_dataclass(cls):
         raise ConfigError(
             f"unknown key {key!r}: prunelab has no such setting; see "

@@ -21,17 +21,23 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from prunelab.allocation import ALLOCATIONS
 from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, schema_fields, type_hints
-from prunelab.data import MIRRORS
+from prunelab.config.tree import CONF_DIR
+from prunelab.criteria import CRITERIA
+from prunelab.data import DATASETS
 from prunelab.errors import ConfigError
 from prunelab.nets import prunable_layers
-from prunelab.pruning import GLOBAL_STRATEGIES, STRATEGIES
+from prunelab.registry import Registry
+from prunelab.selection import Method, method
 
-# Names checked against the registries that define them rather than a fixed tuple.
-REGISTRIES: dict[str, Any] = {
-    "strategy.name": lambda: sorted(STRATEGIES),
-    "schedule.name": lambda: sorted(SCHEDULES),
-    "data.name": lambda: sorted(MIRRORS),
+# Names checked against the registries that define them (or imported, for a plug-in named
+# package.module:Name) rather than a fixed tuple.
+REGISTRIES: dict[str, Registry[Any]] = {
+    "strategy.criterion": CRITERIA,
+    "strategy.allocation": ALLOCATIONS,
+    "schedule.name": SCHEDULES,
+    "data.name": DATASETS,
 }
 
 
@@ -65,11 +71,14 @@ def typed(cfg: DictConfig) -> DictConfig:
     """A copy of ``cfg`` typed by the schema: as it is when Hydra composed it, else merged
     into ``Config`` (with the schedule class its ``schedule.name`` names), which refuses an
     unknown key or a value of the wrong type in one line."""
-    if OmegaConf.get_type(cfg) is Config:
-        return cfg.copy()
     name = OmegaConf.select(cfg, "schedule.name")
+    schedule = cfg._get_node("schedule") if isinstance(cfg, DictConfig) else None
+    composed = isinstance(schedule, DictConfig) and is_schedule_node(schedule)
+    if OmegaConf.get_type(cfg) is Config and composed:
+        return cfg.copy()
     schema = OmegaConf.structured(Config)
-    schema.schedule = OmegaConf.structured(SCHEDULES.get(name, ScheduleConfig))
+    cls = SCHEDULES.get(name) if isinstance(name, str) else ScheduleConfig
+    schema.schedule = OmegaConf.structured(cls)
     plain = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
@@ -77,6 +86,13 @@ def typed(cfg: DictConfig) -> DictConfig:
         return OmegaConf.merge(schema, plain)
     except OmegaConfBaseException as e:
         raise ConfigError(one_line(e)) from None
+
+
+def is_schedule_node(node: DictConfig) -> bool:
+    """Whether Hydra composed this schedule node from a schema class (a built-in schedule's
+    YAML starts from one), not from a plug-in's plain YAML."""
+    cls = OmegaConf.get_type(node)
+    return isinstance(cls, type) and issubclass(cls, ScheduleConfig)
 
 
 def one_line(error: Exception) -> str:
@@ -192,7 +208,7 @@ def check_value(key: str, value: Any, hint: Any, f: dataclasses.Field) -> None:
 
 
 def choices_of(key: str, meta: typing.Mapping[str, Any]) -> Any:
-    return REGISTRIES[key]() if key in REGISTRIES else meta.get("choices")
+    return REGISTRIES[key].names() if key in REGISTRIES else meta.get("choices")
 
 
 def scalar_ok(key: str, value: Any, kind: Any, meta: typing.Mapping[str, Any]) -> bool:
@@ -210,6 +226,8 @@ def scalar_ok(key: str, value: Any, kind: Any, meta: typing.Mapping[str, Any]) -
         text = (
             str(value).lower() if isinstance(value, bool) or value in ("True", "False") else value
         )
+        if key in REGISTRIES:  # a registered name, or a plug-in's import path
+            return isinstance(text, str) and text in REGISTRIES[key]
         choices = choices_of(key, meta)
         return isinstance(text, str) and (not choices or text in choices)
     raise TypeError(f"the schema's {key} has a type checks.py does not know: {kind}")
@@ -246,23 +264,49 @@ def check_job(job: Config) -> None:
             "(e.g. model.sizes=[784,1000,1000,500,200,10])"
         )
     check_schedule(job.schedule)
+    check_method(job)
     check_layer_sparsity(job)
 
 
 def check_schedule(schedule: ScheduleConfig) -> None:
-    expected = SCHEDULES[schedule.name]
+    expected = SCHEDULES.get(schedule.name)
     if type(schedule) is not expected:
         raise ConfigError(
             f"schedule.name={schedule.name} does not match the chosen schedule "
             f"({type(schedule).KIND}); choose it with schedule={schedule.name} instead"
         )
-    if schedule.total_epochs == 0:
-        raise ConfigError("schedule.epochs + schedule.finetune_epochs is 0: nothing to train")
-    rewind = schedule.rewind_to
-    if rewind is not None and rewind >= schedule.epochs:
+    for problem in schedule.problems():
+        raise ConfigError(problem)
+
+
+def job_method(job: Config) -> Method:
+    """The criterion and allocation ``job.strategy`` names, instantiated."""
+    s = job.strategy
+    return method(s.criterion, s.allocation, s.shuffle)
+
+
+def check_method(job: Config) -> None:
+    """A name that tells the truth and a criterion and an allocation that fit together.
+
+    ``strategy.name`` labels the results; where it names a preset of conf/strategy/, its
+    criterion must be that preset's, so ``strategy.name=neuron`` alone cannot label
+    magnitude pruning "neuron" (``strategy=neuron`` picks the preset). ERK and LAMP spread
+    *weights* over layers, so they refuse a unit criterion."""
+    s = job.strategy
+    preset = CONF_DIR / "strategy" / f"{s.name}.yaml"
+    if preset.is_file():
+        expected = str(OmegaConf.load(preset).criterion)
+        if expected != s.criterion:
+            raise ConfigError(
+                f"strategy.name={s.name} names the preset whose criterion is {expected}, but "
+                f"strategy.criterion={s.criterion}; pick the preset with strategy={s.name}, or "
+                "give the strategy a name of its own"
+            )
+    m = job_method(job)
+    if m.criterion.unit and m.allocation.weights_only:
         raise ConfigError(
-            f"schedule.rewind_epoch={rewind} must be below schedule.epochs={schedule.epochs} "
-            "(0 rewinds to the initial weights)"
+            f"strategy.allocation={s.allocation} spreads weights, but strategy.criterion="
+            f"{s.criterion} scores units; use strategy.allocation=uniform or global"
         )
 
 
@@ -284,10 +328,11 @@ def check_layer_sparsity(job: Config) -> None:
             f"layers), got {profile!r} (e.g. strategy.layer_sparsity=[{eg}]; the output "
             "layer counts only with strategy.prune_output=true)"
         )
-    if job.strategy.name in GLOBAL_STRATEGIES:
+    if not job_method(job).allocation.per_layer:
         raise ConfigError(
-            f"strategy.layer_sparsity does not apply to {job.strategy.name} (its one threshold "
-            "sets each layer's sparsity); use strategy=weight or set strategy.layer_sparsity=null"
+            f"strategy.layer_sparsity does not apply to {job.strategy.name} (its allocation, "
+            f"{job.strategy.allocation}, sets each layer's sparsity itself); use "
+            "strategy.allocation=uniform or set strategy.layer_sparsity=null"
         )
     overall = sum(k * n for k, n in zip(profile, pruned, strict=True)) / sum(pruned)
     if job.sparsity != 0 and abs(job.sparsity - overall) > 0.005:

@@ -14,11 +14,15 @@ from prunelab.errors import ConfigError
 from prunelab.identity import config_hash, without
 
 # Keys in which the members of one stack may differ (each has its own folder, logger and
-# result, and each seed its own init, batch order and dense-cache entry); everything else
+# result, its own method, and each seed its own init, batch order and dense-cache entry);
+# everything else
 # (schedule, data, optimiser, trainer, strategy.prune_output, …) is the stack's and must be
 # equal.
 MEMBER_KEYS = (
     "strategy.name",
+    "strategy.criterion",
+    "strategy.allocation",
+    "strategy.shuffle",
     "sparsity",
     "seed",
     "paths",
@@ -40,8 +44,8 @@ def check_stack(jobs: Sequence[Config]) -> None:
         check_writable_dir(Path(job.paths.output_dir))
     if len({stack_key(j) for j in jobs}) > 1:
         raise ConfigError(
-            "stacked jobs must differ only in strategy name, sparsity and seed; group them with "
-            "run.group_jobs (hydra/launcher=stacked does)"
+            "stacked jobs must differ only in strategy (name, criterion, allocation, shuffle), "
+            "sparsity and seed; group them with run.group_jobs (hydra/launcher=stacked does)"
         )
 
 

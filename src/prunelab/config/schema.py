@@ -23,9 +23,12 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from prunelab.registry import Registry
+from prunelab.schedules import iterative_prunes_after, iterative_releases_at, target_sparsity
+
 CHALLENGE_SIZES = [784, 1000, 1000, 500, 200, 10]
-# Choices that belong to the schema's own vocabulary; the strategy and dataset names are
-# checked against their registries (``pruning.STRATEGIES``, ``data.MIRRORS``) instead.
+# Choices that belong to the schema's own vocabulary; criteria, allocations, schedules and
+# datasets are checked against their registries (``config.checks.REGISTRIES``) instead.
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -100,16 +103,48 @@ class ModelConfig:
 
 @dataclass
 class StrategyConfig:
+    """How masks are chosen: a criterion scores each weight or unit, an allocation spreads
+    the sparsity over the pruned layers (``selection``). ``strategy=…`` picks a named pair
+    from conf/strategy/ (weight = magnitude + uniform, snip = snip + global, …); either half
+    can be overridden, and a plug-in named by import path (package.module:Class)."""
+
     name: str = setting(
-        help="how masks are chosen; pick it with strategy=…",
+        help="the strategy's name, which the report labels its results by; pick one with "
+        "strategy=…",
         label="strategy",
         example="strategy=weight",
     )
+    criterion: str = setting(
+        help="how each weight or unit is scored (higher = kept): magnitude, unit_l2, random, "
+        "random_unit, snip, grasp, synflow, taylor, taylor_unit, activation, apoz, "
+        "activation_out, lamp, or a plug-in package.module:Class",
+        label="strategy.criterion",
+        example="strategy.criterion=snip",
+    )
+    allocation: str = setting(
+        "uniform",
+        "how the sparsity is spread over the pruned layers: uniform (k in each), global (one "
+        "threshold over all), erk (Erdős–Rényi-Kernel), lamp (LAMP's per-layer counts)",
+        label="strategy.allocation",
+        example="strategy.allocation=global",
+    )
+    shuffle: bool = setting(
+        False,
+        "control: keep the per-layer counts the method chose but draw the kept weights at "
+        "random within each layer (Frankle et al. 2021's layerwise shuffle)",
+    )
+    score_batches: int = setting(
+        1,
+        "training batches a data-driven criterion (snip, grasp, taylor, activation…) scores "
+        "on, drawn from the run's own `score` stream",
+        low=1,
+    )
+    score_batch_size: int = setting(100, "images per scoring batch", low=1)
     prune_output: bool = setting(False, "prune the output layer too (the challenge never does)")
     layer_sparsity: list[float] | None = setting(
         None,
         "one sparsity per pruned layer in place of `sparsity`, which must then be 0 (the "
-        "dense reference) or their weighted mean",
+        "dense reference) or their weighted mean (allocation=uniform only)",
         low=0,
         high=1,
         high_open=True,
@@ -119,14 +154,27 @@ class StrategyConfig:
 
 @dataclass
 class ScheduleConfig:
-    """When pruning happens. Every schedule trains dense for ``epochs``, prunes during a
-    window of ``window_epochs`` (0 for one-shot), then fine-tunes ``finetune_epochs`` with
-    the masks fixed."""
+    """When pruning happens, to what sparsity, and what follows a prune: one class per
+    schedule, which the pruning callback, the orchestrator and the dense cache only ask.
+
+    The base trains dense for ``epochs``, prunes once to k at the first step after them
+    (``target``), then fine-tunes ``finetune_epochs`` with the masks fixed. A schedule
+    overrides what differs: a window of epochs in which masks change (``window_epochs``,
+    ``target``, ``releases_before``, ``prunes_after``), a rewind after the prune
+    (``after_prune``), the learning rate's horizon (``lr_epochs``). A new schedule is a
+    subclass registered in ``SCHEDULES`` (or named by import path in ``schedule.name``)."""
 
     KIND: ClassVar[str] = ""
+    # Repeated prunes (one per epoch of a window) are logged at DEBUG, the final one at INFO.
+    QUIET_PRUNES: ClassVar[bool] = False
     name: str = setting(help="the schedule; pick it with schedule=…", label="schedule")
     epochs: int = setting(5, "dense training epochs before pruning", low=0)
     finetune_epochs: int = setting(0, "epochs of training after pruning, masks fixed", low=0)
+
+    @property
+    def dense_epochs(self) -> int:
+        """Epochs trained before the first prune: the dense phase the dense cache shares."""
+        return self.epochs
 
     @property
     def window_epochs(self) -> int:
@@ -135,21 +183,64 @@ class ScheduleConfig:
 
     @property
     def total_epochs(self) -> int:
-        return self.epochs + self.window_epochs + self.finetune_epochs
+        return self.dense_epochs + self.window_epochs + self.finetune_epochs
+
+    @property
+    def finetune_start(self) -> int:
+        """The epoch fine-tuning (masks fixed, ``finetune_lr``) starts at."""
+        return self.total_epochs - self.finetune_epochs
 
     @property
     def lr_epochs(self) -> int:
         """Epochs of the main learning-rate schedule; fine-tuning restarts it after them."""
-        return self.epochs
+        return self.dense_epochs
 
     @property
     def rewind_to(self) -> int | None:
         """The epoch whose weights a lottery ticket is rewound to; None for the others."""
         return None
 
+    @property
+    def after_prune(self) -> str | None:
+        """What happens to the surviving weights right after the prune: None (they stay),
+        ``rewind`` (to the snapshot of epoch ``rewind_to``) or ``reinit`` (fresh ones)."""
+        return None
+
+    @property
+    def guards_finetuning(self) -> bool:
+        """Whether a fine-tune may be undone (``callbacks.FinetuneGuard``): only where there
+        is one, and a model from before it to fall back to."""
+        return self.finetune_epochs > 0 and self.after_prune is None
+
     def steps_between_prunes(self, steps_per_epoch: int) -> int:
         """Optimizer steps between two mask updates of the pruning window."""
         return 1
+
+    def target(self, step: int, steps_per_epoch: int, k: float) -> float | None:
+        """The sparsity masks must have before optimizer step ``step`` (None: dense still);
+        the callback prunes whenever it differs from the masks' current one."""
+        return target_sparsity(
+            step,
+            steps_per_epoch,
+            k,
+            self.dense_epochs,
+            self.window_epochs,
+            self.steps_between_prunes(steps_per_epoch),
+        )
+
+    def releases_before(self, step: int, steps_per_epoch: int) -> bool:
+        """Whether every mask is lifted before step ``step`` (pruned weights regrow)."""
+        return False
+
+    def prunes_after(self, steps_done: int, steps_per_epoch: int) -> bool:
+        """Whether masks are recomputed at the final k once ``steps_done`` steps are done."""
+        return False
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings together, as one-line messages."""
+        if self.total_epochs == 0:
+            return ["schedule.epochs + schedule.finetune_epochs is 0: nothing to train"]
+        return []
 
 
 @dataclass
@@ -158,6 +249,29 @@ class OneshotSchedule(ScheduleConfig):
 
     KIND: ClassVar[str] = "oneshot"
     name: str = setting("oneshot", "the schedule; pick it with schedule=…", label="schedule")
+
+
+@dataclass
+class AtInitSchedule(ScheduleConfig):
+    """Pruning at initialisation (SNIP, GraSP, SynFlow…): prune the freshly initialised net
+    to `sparsity` before its first step, then train the sparse net for `epochs` epochs on the
+    main learning-rate schedule (no dense phase, no dense cache)."""
+
+    KIND: ClassVar[str] = "init"
+    name: str = setting("init", "the schedule; pick it with schedule=…", label="schedule")
+    epochs: int = setting(10, "epochs of training of the net pruned at step 0", low=1)
+
+    @property
+    def dense_epochs(self) -> int:
+        return 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.finetune_epochs
+
+    @property
+    def lr_epochs(self) -> int:
+        return self.epochs
 
 
 @dataclass
@@ -193,6 +307,7 @@ class IterativeSchedule(ScheduleConfig):
     every epoch is evaluated at exactly k; the learning rate spans epochs + ramp_epochs."""
 
     KIND: ClassVar[str] = "iterative"
+    QUIET_PRUNES: ClassVar[bool] = True
     name: str = setting("iterative", "the schedule; pick it with schedule=…", label="schedule")
     epochs: int = setting(0, "dense training epochs before the window (0: from the start)", low=0)
     ramp_epochs: int = setting(10, "epochs trained with pruning back to k after each", low=1)
@@ -205,6 +320,15 @@ class IterativeSchedule(ScheduleConfig):
     def lr_epochs(self) -> int:
         # Iterative pruning *is* training: its window gets the main schedule too.
         return self.epochs + self.ramp_epochs
+
+    def target(self, step: int, steps_per_epoch: int, k: float) -> float | None:
+        return None  # every prune happens after a window epoch's last step (prunes_after)
+
+    def releases_before(self, step: int, steps_per_epoch: int) -> bool:
+        return iterative_releases_at(step, steps_per_epoch, self.epochs, self.ramp_epochs)
+
+    def prunes_after(self, steps_done: int, steps_per_epoch: int) -> bool:
+        return iterative_prunes_after(steps_done, steps_per_epoch, self.epochs, self.ramp_epochs)
 
 
 @dataclass
@@ -227,10 +351,28 @@ class LotterySchedule(ScheduleConfig):
     def rewind_to(self) -> int | None:
         return self.rewind_epoch
 
+    @property
+    def after_prune(self) -> str | None:
+        return "reinit" if self.reinit else "rewind"
 
-SCHEDULES: dict[str, type[ScheduleConfig]] = {
-    cls.KIND: cls for cls in (OneshotSchedule, GradualSchedule, IterativeSchedule, LotterySchedule)
-}
+    def problems(self) -> list[str]:
+        if self.rewind_epoch >= self.epochs:
+            return [
+                f"schedule.rewind_epoch={self.rewind_epoch} must be below schedule.epochs="
+                f"{self.epochs} (0 rewinds to the initial weights)"
+            ]
+        return super().problems()
+
+
+def is_schedule(obj: object) -> bool:
+    return (
+        isinstance(obj, type) and issubclass(obj, ScheduleConfig) and dataclasses.is_dataclass(obj)
+    )
+
+
+SCHEDULES: Registry[type[ScheduleConfig]] = Registry("schedule", "schedule", is_schedule)
+for _cls in (OneshotSchedule, AtInitSchedule, GradualSchedule, IterativeSchedule, LotterySchedule):
+    SCHEDULES.add(_cls.KIND, _cls)
 
 
 @dataclass
@@ -323,7 +465,9 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    schedule: ScheduleConfig = MISSING
+    # Any, not ScheduleConfig: a plug-in schedule's YAML has keys the base lacks; ``checks``
+    # types the node with the class its ``schedule.name`` names.
+    schedule: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sparsity: float = setting(
@@ -402,8 +546,8 @@ def register() -> None:
     (first in ``conf/schedule/<name>.yaml``'s). Idempotent."""
     store = ConfigStore.instance()
     store.store(name=ROOT_SCHEMA, node=Config)
-    for name, cls in SCHEDULES.items():
-        store.store(group=SCHEDULE_SCHEMA_GROUP, name=name, node=cls)
+    for name in SCHEDULES.names():
+        store.store(group=SCHEDULE_SCHEMA_GROUP, name=name, node=SCHEDULES.get(name))
 
 
 def type_hints(cls: type) -> dict[str, Any]:

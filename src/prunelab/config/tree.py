@@ -8,8 +8,12 @@ import dataclasses
 import textwrap
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from prunelab.config.schema import SCHEDULES, Config, schema_fields
+from prunelab.errors import ConfigError
 from prunelab.identity import show
+from prunelab.selection import Method, method
 
 
 def conf_dir() -> Path:
@@ -21,6 +25,20 @@ def conf_dir() -> Path:
 
 
 CONF_DIR = conf_dir()
+
+
+def strategy_method(name: str, conf: Path = CONF_DIR) -> Method:
+    """The method of the named strategy preset (conf/strategy/<name>.yaml), for code that
+    prunes without a run config: ``net.prune(strategy_method("weight"), 0.9)``. The YAML is
+    the one place that says what a strategy name means."""
+    path = conf / "strategy" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(group_choices(conf).get("strategy", []))
+        raise ConfigError(f"unknown strategy {name!r}; choose one of: {known}")
+    preset = OmegaConf.load(path)
+    return method(preset.criterion, preset.get("allocation", "uniform"), False)
+
+
 WIDTH, KEY_WIDTH = 100, 40  # --help's lines, and its key=default column
 
 
@@ -64,7 +82,8 @@ def settings_lines(cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> l
 def settings_help() -> str:
     """Every setting of a job, for ``--help``; the schedule keys per schedule."""
     lines = settings_lines(Config, skip=("paths", "logger"))
-    for name, cls in SCHEDULES.items():
+    for name in SCHEDULES.names():
+        cls = SCHEDULES.get(name)
         doc = " ".join((cls.__doc__ or "").split())
         lines += textwrap.wrap(f"schedule={name}: {doc}", WIDTH, initial_indent="  ",
                                subsequent_indent="      ")  # fmt: skip

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunelab.pruning import GLOBAL_STRATEGIES
 from prunelab.report.stats import aggregate, compression_ratio
 from prunelab.results import atomic_path
 
@@ -39,6 +38,16 @@ STRATEGY_LABEL = {
     "random_weight": "random weights (control)",
     "random_neuron": "random units (control)",
     "global_weight": "global weight magnitude",
+    "erk_weight": "weight magnitude, ERK allocation",
+    "lamp": "LAMP",
+    "snip": "SNIP",
+    "grasp": "GraSP",
+    "synflow": "SynFlow",
+    "taylor_weight": "Taylor (weights)",
+    "taylor_neuron": "Taylor (units)",
+    "activation_neuron": "mean activation (units)",
+    "apoz_neuron": "APoZ (units)",
+    "activation_out_neuron": "activation × outgoing norm (units)",
 }
 X_AXES = ("sparsity", "compression")
 COMPRESSION_LABEL = "compression ratio (×, log scale)"
@@ -71,12 +80,12 @@ def line_label(strategy: str, group: str) -> str:
     return f"{strategy_label(strategy)} · {group}" if group else strategy_label(strategy)
 
 
-def k_label(strategies: list[str]) -> str:
+def k_label(strategies: list[str], overall: set[str]) -> str:
     """What k means on an axis: per pruned layer, and over all pruned layers together for a
-    global strategy."""
+    strategy whose allocation spreads k over the layers (``overall``: global, ERK, LAMP)."""
     per_layer = "% of weights or units removed per pruned layer"
-    if any(s in GLOBAL_STRATEGIES for s in strategies):
-        if all(s in GLOBAL_STRATEGIES for s in strategies):
+    if any(s in overall for s in strategies):
+        if all(s in overall for s in strategies):
             return "sparsity k (% of weights removed over all pruned layers together)"
         return f"sparsity k ({per_layer}; global: over all pruned layers together)"
     return f"sparsity k ({per_layer})"
@@ -168,7 +177,12 @@ def x_axis(ax: Any, x: str, agg: pd.DataFrame, strategies: list[str]) -> None:
     if x == "compression":
         compression_axis(ax, agg["compression"])
     else:
-        sparsity_axis(ax, k_label(strategies))
+        overall = (
+            set(agg.loc[agg["allocation"] != "uniform", "strategy"])
+            if "allocation" in agg
+            else set()
+        )
+        sparsity_axis(ax, k_label(strategies, overall))
 
 
 def plot_epochs(curves: pd.DataFrame, strategies: list[str], out: Path, title: str) -> list[str]:

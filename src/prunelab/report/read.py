@@ -125,23 +125,46 @@ def settings_of(result: dict[str, Any]) -> dict[str, Any]:
     return identity_settings(result.get("config") or {})
 
 
+def allocation_of(result: dict[str, Any]) -> str:
+    """How a result's k was spread over layers (``strategy.allocation``; results from before
+    allocations were named: global for global_weight, else uniform)."""
+    settings = settings_of(result)
+    default = "global" if result.get("strategy") == "global_weight" else "uniform"
+    return str(settings.get("strategy.allocation", default))
+
+
 def varying_keys(results: list[dict[str, Any]]) -> list[str]:
     """The settings that differ between ``results``, the report's axes excepted: each
-    distinct combination of their values is a group of its own."""
+    distinct combination of their values is a group of its own. A ``strategy.*`` setting
+    that only follows the strategy's name (its criterion, its allocation) is part of that
+    axis, not a group; it is one where it differs within one strategy name."""
     settings = [settings_of(r) for r in results]
     keys = sorted(set().union(*settings) - set(AXES)) if settings else []
+
+    def values(rows: list[dict[str, Any]], key: str) -> set[str]:
+        return {json.dumps(s.get(key), sort_keys=True, default=str) for s in rows}
+
+    names = {s.get("strategy.name") for s in settings}
+    by_name = [[s for s in settings if s.get("strategy.name") == n] for n in names]
     return [
         k
         for k in keys
-        if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1
+        if len(values(settings, k)) > 1
+        and (not k.startswith("strategy.") or any(len(values(rows, k)) > 1 for rows in by_name))
     ]
 
 
 def constant_settings(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The settings every result shares (the report's axes excepted)."""
     settings = [settings_of(r) for r in results]
-    varying = set(varying_keys(results)) | set(AXES)
-    return {k: v for k, v in settings[0].items() if k not in varying} if settings else {}
+    if not settings:
+        return {}
+
+    def shared(key: str) -> bool:
+        first = json.dumps(settings[0].get(key), sort_keys=True, default=str)
+        return all(json.dumps(s.get(key), sort_keys=True, default=str) == first for s in settings)
+
+    return {k: v for k, v in settings[0].items() if k not in AXES and shared(k)}
 
 
 def sort_key(value: Any) -> tuple[int, Any]:
@@ -166,6 +189,7 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
         row: dict[str, Any] = {c: r.get(c) for c in SUMMARY_COLUMNS}
         settings = settings_of(r)
         row["group"] = group_label(settings, keys)
+        row["allocation"] = allocation_of(r)
         row["_group_sort"] = tuple(sort_key(settings.get(k)) for k in keys)
         row.update({k: show(settings.get(k)) for k in keys})
         row.update(r.get("figures", {}))

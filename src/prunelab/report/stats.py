@@ -83,7 +83,8 @@ def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in cols if c in summary]
     # A figure no job reported (e.g. inference_speedup) is a column of None: NaN, not an error.
     numbers = summary[cols].apply(pd.to_numeric, errors="coerce")
-    g = numbers.groupby([summary[k] for k in ROW_KEYS])
+    keys = ROW_KEYS + (["allocation"] if "allocation" in summary else [])
+    g = numbers.groupby([summary[k] for k in keys])
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
     out["n_seeds"] = g.size()
     if "test_acc_drop" in summary:
