@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 probes smoke test test-all lint bench clean
+.PHONY: install challenge recipes results results2 results3 probes smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -54,6 +54,9 @@ results: install
 # guard on 3; about 1 h 25 min on 2 CPU cores.
 results2: install
 	PY=$(PY) bash scripts/run_results2.sh
+
+results3: install
+	PY=$(PY) bash scripts/run_results3.sh
 
 # docs/RESULTS.md: the one-seed probes behind the fine-tune learning rate and the guard;
 # about 5 min on 2 CPU cores.

@@ -16,8 +16,13 @@ SRC = ROOT / "src"
 LAYERS = {
     # foundations: no prunelab imports but the package's version; identities, random streams
     "prunelab": 0, "prunelab.errors": 0, "prunelab.identity": 0, "prunelab.streams": 0,
+    # named plug-ins (one registry shape for criteria, allocations, schedules, datasets)
+    "prunelab.registry": 0.5,
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
+    "prunelab.functional": 1,
+    # the methods: criteria score, allocations count per layer, selection makes the masks
+    "prunelab.criteria": 1.5, "prunelab.allocation": 1.6, "prunelab.selection": 1.7,
     # data and the networks
     "prunelab.data": 2, "prunelab.nets": 2,
     # what the nets become for inference; the config: its schema, the tree and --help, every

@@ -83,7 +83,10 @@ def test_the_wheel_carries_its_configs_and_runs_from_anywhere(tmp_path):
     where = run(str(py), "-c", "import prunelab.config as c; print(c.CONF_DIR)")
     assert where.stdout.strip().startswith(site), "configs come from the installed wheel"
     helped = run(str(venv / "bin" / "prunelab-train"), "--help")
-    assert helped.returncode == 0 and "strategy: global_weight, neuron" in helped.stdout
+    assert (
+        helped.returncode == 0
+        and "strategy: activation_neuron, activation_out_neuron" in helped.stdout
+    )
     sweep = elsewhere / "sweep"
     trained = run(
         str(venv / "bin" / "prunelab-train"), "-m", "experiment=smoke", "strategy=weight",

@@ -135,7 +135,9 @@ def test_a_stack_of_jobs_that_differ_in_more_is_refused_in_one_line(make_cfg, tm
         cfgs[1].optim.lr = 0.01
     outcomes = run_jobs(cfgs)
     assert all(isinstance(o, ConfigError) for o in outcomes)
-    assert "differ only in strategy name, sparsity and seed" in str(outcomes[0])
+    assert "differ only in strategy (name, criterion, allocation, shuffle), sparsity and seed" in (
+        str(outcomes[0])
+    )
     assert (tmp_path / "mixed" / "weight_0.5" / "error.txt").is_file()
 
 

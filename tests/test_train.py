@@ -91,7 +91,8 @@ def test_help_is_prunelabs_own_text():
     assert proc.returncode == 0
     out = proc.stdout
     assert "prunelab.train" in out and "strategy: " in out
-    assert "schedule: gradual, iterative, lottery, oneshot" in out
+    assert "schedule: gradual, init, iterative, lottery, oneshot" in out
+    assert "strategy.criterion: activation, activation_out, apoz, grasp, lamp, magnitude" in out
     assert out.count("python -m prunelab.train") >= 3, "three examples"
     assert "Powered by Hydra" not in out
 

@@ -472,8 +472,8 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sparsity: float = setting(
         0.9,
-        "fraction of each pruned layer's weights (strategy=weight) or units "
-        "(strategy=neuron) removed",
+        "fraction of the weights (or units, for a unit criterion) removed: in each pruned "
+        "layer (allocation=uniform) or over all of them together (global, erk, lamp)",
         low=0,
         high=1,
         high_open=True,

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from prunelab.allocation import ALLOCATIONS
 from prunelab.config.schema import SCHEDULES, Config, schema_fields
+from prunelab.criteria import CRITERIA
 from prunelab.errors import ConfigError
 from prunelab.identity import show
 from prunelab.selection import Method, method
@@ -54,7 +56,11 @@ def group_choices(conf: Path = CONF_DIR) -> dict[str, list[str]]:
 
 def groups_help(conf: Path = CONF_DIR) -> str:
     """``group: choice, choice`` lines for ``--help``."""
-    return "\n".join(f"  {g}: {', '.join(c)}" for g, c in group_choices(conf).items())
+    lines = [f"  {g}: {', '.join(c)}" for g, c in group_choices(conf).items()]
+    # What a strategy is made of, to combine freely (strategy=weight strategy.allocation=erk)
+    lines.append(f"  strategy.criterion: {', '.join(CRITERIA.names())}")
+    lines.append(f"  strategy.allocation: {', '.join(ALLOCATIONS.names())}")
+    return "\n".join(lines)
 
 
 def settings_lines(cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> list[str]:
