@@ -112,3 +112,16 @@ def test_a_unit_criterion_with_a_weight_allocation_is_refused(make_cfg):
 
     with pytest.raises(ConfigError, match=r"strategy\.allocation=erk spreads weights"):
         load(make_cfg("strategy=neuron", "strategy.allocation=erk"))
+
+
+def test_a_shuffle_never_brings_back_a_pruned_weight():
+    torch.manual_seed(4)
+    w = torch.randn(1, 20, 30)
+    masks = [torch.ones_like(w, dtype=torch.bool)]
+    masks[0][0, :, :15] = False  # half of every row pruned already (and zero)
+    w = w * masks[0]
+    m = method("magnitude", "global", shuffle=True)
+    for seed in range(5):
+        [keep] = stacked_masks(m, [w], [0.8], [seed], masks=masks)
+        assert not bool((keep & ~masks[0]).any()), "a pruned weight came back"
+        assert int((~keep).sum()) == round(0.8 * w.numel())

@@ -75,8 +75,10 @@ def select_once(m: Method, ctx: ScoreContext, ks: Sequence[Sparsity]) -> list[Te
     ]
     flat = [s.reshape(len(s), -1) for s in scores]
     counts = m.allocation.counts(flat, ctx, ks)
-    if m.shuffle:
-        flat = [random_scores(tuple(f.shape[1:]), f, ctx.gens) for f in flat]
+    if m.shuffle:  # the same counts, at random places among the live weights (or units)
+        drawn = [random_scores(tuple(s.shape[1:]), s, ctx.gens) for s in scores]
+        flat = [below_all_kept(d, mask).reshape(len(d), -1)
+                for d, mask in zip(drawn, ctx.pruned_masks(), strict=True)]  # fmt: skip
     out = []
     for s, f, n_drop, w in zip(scores, flat, counts, ctx.pruned_weights(), strict=True):
         keep = smallest_masks(f, n_drop).reshape(s.shape)
