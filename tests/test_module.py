@@ -4,11 +4,13 @@ checkpoints, each member's prune touches only that member."""
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
+from prunelab import resume
 from prunelab.callbacks import PruningCallback, mask_optimizer_state
 from prunelab.config import strategy_method
 from prunelab.config.schema import OneshotSchedule, OptimConfig
@@ -218,6 +220,10 @@ def test_last_checkpoint_saves_within_its_share_and_never_after_the_last_epoch(
     tmp_path, monkeypatch, share, saved_after
 ):
     saved = []
+    # A clock of its own that ticks 1 s per reading: the decision is about shares of time, and
+    # this machine's real timings (tiny epochs, a save's file I/O) must not decide the test.
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(resume, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
     cb = LastCheckpoint(tmp_path / "last.ckpt", every_n_epochs=1, max_share=share, identity="x")
     module = module_of(stack_of(1), val_splits=())
     t = trainer(tmp_path, 4, [cb])
