@@ -94,3 +94,23 @@ def test_a_registry_names_its_choices_and_accepts_import_paths():
         reg.get("b")
     with pytest.raises(ConfigError, match="builtins has no 'nothing_here'"):
         reg.get("builtins:nothing_here")
+
+
+def test_an_installed_package_registers_through_the_entry_point_group(monkeypatch):
+    from prunelab import registry
+    from prunelab.criteria import CRITERIA, Magnitude
+
+    class EntryPoint:  # importlib.metadata's view of a package's prunelab.plugins entry
+        def load(self):
+            CRITERIA.add("from_a_package", Magnitude)
+
+    asked = []
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: asked.append(group) or [EntryPoint()]
+    )
+    try:
+        assert CRITERIA.get("from_a_package") is Magnitude
+        assert asked == ["prunelab.plugins"]
+    finally:
+        CRITERIA._items.pop("from_a_package", None)
