@@ -25,10 +25,12 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from prunelab.config import CONF_DIR
+from prunelab.criteria import CRITERIA as REGISTERED
+from prunelab.criteria import ScoreContext
 from prunelab.data import load_dataset, make_splits
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.pruning import n_to_prune, smallest_mask
-from prunelab.streams import seed_for
+from prunelab.selection import drawn_generators
 
 KS = [0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 CRITERIA = ("in", "random", "in×out", "act×out")
@@ -56,25 +58,22 @@ def dense_models(sweep: Path) -> dict[int, MaskedMLP]:
 
 @torch.no_grad()
 def unit_scores(net: MaskedMLP, criterion: str, x: torch.Tensor, seed: int) -> list[torch.Tensor]:
-    """One score per unit of each hidden layer; the lowest are pruned."""
-    gen = torch.Generator().manual_seed(seed_for(seed, "mask"))
-    ws = [layer.weight for layer in net.layers]
-    acts, h = [], x
-    for w in ws[:-1]:
-        h = torch.relu(h @ w.T)
-        acts.append(h.mean(dim=0))
-    scores = []
-    for i, w in enumerate(ws[:-1]):
-        out_norm = ws[i + 1].norm(dim=0)
-        if criterion == "in":
-            scores.append(w.norm(dim=1))
-        elif criterion == "random":
-            scores.append(torch.rand(w.shape[0], generator=gen))
-        elif criterion == "in×out":
-            scores.append(w.norm(dim=1) * out_norm)
-        else:
-            scores.append(acts[i] * out_norm)
-    return scores
+    """One score per unit of each hidden layer; the lowest are pruned. ``in``, ``random`` and
+    ``act×out`` are prunelab's own criteria (``unit_l2``, ``random_unit``,
+    ``activation_out``, the last on the images ``x``); ``in×out`` exists only here."""
+    weights = [layer.weight[None] for layer in net.layers]
+    ctx = ScoreContext(
+        weights=weights,
+        masks=[torch.ones_like(w, dtype=torch.bool) for w in weights],
+        pruned=list(range(len(weights) - 1)),
+        gens=drawn_generators([seed]),
+        batches=[(x, torch.zeros(len(x), dtype=torch.long))],  # labels: unused by these
+    )
+    if criterion == "in×out":
+        return [w[0].norm(dim=1) * weights[i + 1][0].norm(dim=0)
+                for i, w in enumerate(weights[:-1])]  # fmt: skip
+    name = {"in": "unit_l2", "random": "random_unit", "act×out": "activation_out"}[criterion]
+    return [s[0] for s in REGISTERED.get(name)().scores(ctx)]
 
 
 @torch.no_grad()

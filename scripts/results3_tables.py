@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +109,45 @@ def paired(diffs: Iterable[float]) -> str:
     return f"{mean:+.2f} ± {std:.2f} (t = {t:.1f}, p = {p:.2g}, {same}/{n})"
 
 
-def by_seed(df: pd.DataFrame, **where: object) -> pd.Series:
-    """Test accuracy per seed of the rows matching ``where``."""
+def rows_of(df: pd.DataFrame, **where: object) -> pd.DataFrame:
+    """The rows of ``df`` matching every ``key=value`` of ``where``."""
     mask = np.ones(len(df), dtype=bool)
     for key, value in where.items():
         mask &= (df[key] == value).to_numpy()
-    return df[mask].set_index("seed")["test_acc"].sort_index()
+    return df[mask]
+
+
+def by_seed(df: pd.DataFrame, **where: object) -> pd.Series:
+    """Test accuracy per seed of the rows matching ``where``."""
+    return rows_of(df, **where).set_index("seed")["test_acc"].sort_index()
+
+
+def header(first: str, ks: Sequence[float], column: str = "{:g} %") -> list[str]:
+    """A markdown table's head: ``first``, then one column per k (in %)."""
+    return [f"| {first} | " + " | ".join(column.format(100 * k) for k in ks) + " |",
+            "|---|" + "---|" * len(ks)]  # fmt: skip
+
+
+def row(label: str, cells: Iterable[str]) -> str:
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def difference_row(label: str, ks: Sequence[float], df: pd.DataFrame, a: dict[str, object],
+                   b: dict[str, object]) -> str:  # fmt: skip
+    """Arm ``a`` minus arm ``b`` (each a ``where`` of ``by_seed``) at every k, paired by seed."""
+    return row(label, (paired((by_seed(df, sparsity=k, **a) - by_seed(df, sparsity=k, **b))
+                              .dropna()) for k in ks))  # fmt: skip
+
+
+def profile_row(label: str, ks: Sequence[float], df: pd.DataFrame, layers: Sequence[int],
+                **where: object) -> str:  # fmt: skip
+    """The per-layer sparsity (%) seed 0's mask ended with at every k, ``a / b / c``."""
+    cells = []
+    for k in ks:
+        found = rows_of(df, sparsity=k, seed=0, **where)
+        cells.append("–" if found.empty else " / ".join(
+            f"{100 * found.iloc[0][f'fig:sparsity/layer{i}']:.1f}" for i in layers))  # fmt: skip
+    return row(label, cells)
 
 
 def snip_table(init: pd.DataFrame, long: pd.DataFrame) -> list[str]:
@@ -132,108 +165,64 @@ def snip_table(init: pd.DataFrame, long: pd.DataFrame) -> list[str]:
 
 def init_table(init: pd.DataFrame, random: pd.DataFrame) -> list[str]:
     ks = sorted(init["sparsity"].unique())
-    out = ["### Pruning at initialisation: test accuracy %", "",
-           "| method | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-           "|---|" + "---|" * len(ks)]  # fmt: skip
+    out = ["### Pruning at initialisation: test accuracy %", "", *header("method", ks)]
     for name in INIT_METHODS:
         for shuffle in (False, True):
             cells = [pm(by_seed(init, strategy=name, sparsity=k, shuffle=shuffle)) for k in ks]
-            label = f"{name}, layerwise shuffle" if shuffle else name
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
+            out.append(row(f"{name}, layerwise shuffle" if shuffle else name, cells))
     if len(random):
         cells = [pm(by_seed(random, strategy="random_weight", sparsity=k)) for k in ks]
-        out.append("| random (k in every layer) | " + " | ".join(cells) + " |")
+        out.append(row("random (k in every layer)", cells))
     out += ["", "Method minus its own layerwise shuffle (points, paired by seed):", "",
-            "| method | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-            "|---|" + "---|" * len(ks)]  # fmt: skip
-    for name in INIT_METHODS:
-        cells = []
-        for k in ks:
-            a = by_seed(init, strategy=name, sparsity=k, shuffle=False)
-            b = by_seed(init, strategy=name, sparsity=k, shuffle=True)
-            cells.append(paired((a - b).dropna()))
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
+            *header("method", ks)]  # fmt: skip
+    out += [difference_row(name, ks, init, {"strategy": name, "shuffle": False},
+                           {"strategy": name, "shuffle": True})
+            for name in INIT_METHODS]  # fmt: skip
     out += ["", "Per-layer sparsity each method chose (seed 0, % of fc1 / fc2 / fc3):", "",
-            "| method | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-            "|---|" + "---|" * len(ks)]  # fmt: skip
-    for name in INIT_METHODS:
-        cells = []
-        for k in ks:
-            row = init[(init.strategy == name) & (init.sparsity == k) & ~init.shuffle
-                       & (init.seed == 0)]  # fmt: skip
-            if row.empty:
-                cells.append("–")
-                continue
-            layers = [row.iloc[0][f"fig:sparsity/layer{i}"] for i in (1, 2, 3)]
-            cells.append(" / ".join(f"{100 * x:.1f}" for x in layers))
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
+            *header("method", ks)]  # fmt: skip
+    out += [profile_row(name, ks, init, (1, 2, 3), strategy=name, shuffle=False)
+            for name in INIT_METHODS]  # fmt: skip
     return [*out, ""]
 
 
-def unit_table(units: pd.DataFrame) -> list[str]:
-    ks = sorted(units["sparsity"].unique())
+def compared_table(df: pd.DataFrame, title: str, first: str, names: Sequence[str],
+                   refs: dict[str, str], column: str) -> list[str]:  # fmt: skip
+    """Per fine-tune length: test accuracy of each strategy of ``names`` at every k, then each
+    one minus each reference strategy of ``refs`` (strategy → its label), paired by seed."""
+    ks = sorted(df["sparsity"].unique())
     out = []
-    for ft in sorted(units["finetune_epochs"].unique()):
-        part = units[units.finetune_epochs == ft]
+    for ft in sorted(df["finetune_epochs"].unique()):
+        part = df[df.finetune_epochs == ft]
         what = "no fine-tuning" if ft == 0 else f"{ft} epoch(s) of fine-tuning"
-        out += [f"### Unit criteria, {what}: test accuracy %", "",
-                "| criterion | " + " | ".join(f"k = {100 * k:g} %" for k in ks) + " |",
-                "|---|" + "---|" * len(ks)]  # fmt: skip
-        for name in UNIT_CRITERIA:
-            cells = [pm(by_seed(part, strategy=name, sparsity=k)) for k in ks]
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
-        for ref in ("random_neuron", "neuron"):
-            out += ["", f"Minus {ref} (points, paired by seed):", "",
-                    "| criterion | " + " | ".join(f"k = {100 * k:g} %" for k in ks) + " |",
-                    "|---|" + "---|" * len(ks)]  # fmt: skip
-            for name in UNIT_CRITERIA:
-                if name == ref:
-                    continue
-                cells = []
-                for k in ks:
-                    a = by_seed(part, strategy=name, sparsity=k)
-                    b = by_seed(part, strategy=ref, sparsity=k)
-                    cells.append(paired((a - b).dropna()))
-                out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out += [f"### {title}, {what}: test accuracy %", "", *header(first, ks, column)]
+        out += [row(name, (pm(by_seed(part, strategy=name, sparsity=k)) for k in ks))
+                for name in names]  # fmt: skip
+        for ref in refs:
+            out += [
+                "",
+                f"Minus {refs[ref]} (points, paired by seed):",
+                "",
+                *header(first, ks, column),
+            ]
+            out += [difference_row(name, ks, part, {"strategy": name}, {"strategy": ref})
+                    for name in names if name != ref]  # fmt: skip
         out.append("")
     return out
 
 
+def unit_table(units: pd.DataFrame) -> list[str]:
+    refs = {"random_neuron": "random_neuron", "neuron": "neuron"}
+    return compared_table(units, "Unit criteria", "criterion", UNIT_CRITERIA, refs, "k = {:g} %")
+
+
 def allocation_table(alloc: pd.DataFrame) -> list[str]:
     ks = sorted(alloc["sparsity"].unique())
-    out = []
-    for ft in sorted(alloc["finetune_epochs"].unique()):
-        part = alloc[alloc.finetune_epochs == ft]
-        what = "no fine-tuning" if ft == 0 else f"{ft} epoch(s) of fine-tuning"
-        out += [f"### Weight budgets by allocation, {what}: test accuracy %", "",
-                "| allocation | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-                "|---|" + "---|" * len(ks)]  # fmt: skip
-        for name in ALLOCATIONS:
-            cells = [pm(by_seed(part, strategy=name, sparsity=k)) for k in ks]
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
-        out += ["", "Minus uniform (points, paired by seed):", "",
-                "| allocation | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-                "|---|" + "---|" * len(ks)]  # fmt: skip
-        for name in ALLOCATIONS[1:]:
-            cells = [paired((by_seed(part, strategy=name, sparsity=k)
-                             - by_seed(part, strategy="weight", sparsity=k)).dropna())
-                     for k in ks]  # fmt: skip
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
-        out.append("")
+    out = compared_table(alloc, "Weight budgets by allocation", "allocation", ALLOCATIONS,
+                         {"weight": "uniform"}, "{:g} %")  # fmt: skip
     out += ["Per-layer sparsity (seed 0, no fine-tuning, % of the four hidden layers):", "",
-            "| allocation | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-            "|---|" + "---|" * len(ks)]  # fmt: skip
-    for name in ALLOCATIONS:
-        cells = []
-        for k in ks:
-            row = alloc[(alloc.strategy == name) & (alloc.sparsity == k) & (alloc.seed == 0)
-                        & (alloc.finetune_epochs == 0)]  # fmt: skip
-            if row.empty:
-                cells.append("–")
-                continue
-            cells.append(" / ".join(f"{100 * row.iloc[0][f'fig:sparsity/layer{i}']:.1f}"
-                                    for i in (1, 2, 3, 4)))  # fmt: skip
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
+            *header("allocation", ks)]  # fmt: skip
+    out += [profile_row(name, ks, alloc, (1, 2, 3, 4), strategy=name, finetune_epochs=0)
+            for name in ALLOCATIONS]  # fmt: skip
     return [*out, ""]
 
 

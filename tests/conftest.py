@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from prunelab.config import CONF_DIR
+from prunelab.data import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +53,19 @@ def run_cli(
         text=True,
         timeout=300,
     )
+
+
+def patch_dataset(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object) -> None:
+    """Replace fields of a registered dataset for one test (its folders, its md5 sums)."""
+    spec = DATASETS.get(name)
+    monkeypatch.setitem(DATASETS._items, name, dataclasses.replace(spec, **changes))
+
+
+@pytest.fixture
+def no_system_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No dataset is found in a system folder (/usr/share/datasets) during the test."""
+    for name in DATASETS.names():
+        patch_dataset(monkeypatch, name, system_dirs=())
 
 
 # Tally of the reliability suite: every bad input tried, and how many gave a clean error.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import pickle
@@ -22,6 +21,8 @@ from prunelab.data import (
     make_splits,
 )
 from prunelab.errors import ConfigError, DataError
+
+from .conftest import patch_dataset
 
 MNIST_TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -46,18 +47,6 @@ def write_idx_set(folder: Path, n_train: int = 10_050, n_test: int = 20, gz: boo
             (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
         else:
             (folder / stem).write_bytes(raw)
-
-
-def patch_dataset(monkeypatch, name: str, **changes) -> None:
-    """Replace fields of a registered dataset for one test (its folders, its md5 sums)."""
-    spec = data.DATASETS.get(name)
-    monkeypatch.setitem(data.DATASETS._items, name, dataclasses.replace(spec, **changes))
-
-
-@pytest.fixture
-def no_system_dirs(monkeypatch):
-    for name in ("mnist", "fashion_mnist"):
-        patch_dataset(monkeypatch, name, system_dirs=())
 
 
 @pytest.fixture

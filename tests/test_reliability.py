@@ -6,7 +6,6 @@ Run alone with ``pytest -m reliability``; the run ends with "N bad inputs tried,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -126,13 +125,6 @@ def test_more_sweep_workers_than_gpus_is_one_clean_line(tmp_path):
     assert_clean_line(proc.stderr, "n_jobs=4 but only 1 GPU(s) are visible; use n_jobs ≤ 1")
     assert not list(tmp_path.rglob(RESULT_FILE))
     BAD_INPUT_TALLY["clean"] += 1
-
-
-@pytest.fixture
-def no_system_dirs(monkeypatch):
-    for name in ("mnist", "fashion_mnist"):
-        spec = data.DATASETS.get(name)
-        monkeypatch.setitem(data.DATASETS._items, name, dataclasses.replace(spec, system_dirs=()))
 
 
 def _data_error(fn, expected: str) -> None:

@@ -392,6 +392,14 @@ def make_splits(
     )
 
 
+def permutation(n: int, seed: int, purpose: str, index: int, device: str | torch.device) -> Tensor:
+    """A permutation of ``range(n)`` from run ``seed``'s stream ``purpose``, item ``index``
+    (``streams.seed_for``), drawn on the CPU (the same on every device) and moved to
+    ``device``."""
+    gen = torch.Generator().manual_seed(seed_for(seed, purpose, index))
+    return torch.randperm(n, generator=gen).to(device)
+
+
 class BatchLoader:
     """Iterate (x, y) mini-batches by slicing in-memory tensors.
 
@@ -432,8 +440,7 @@ class BatchLoader:
 
     def order(self, seed: int) -> Tensor:
         """This epoch's permutation for ``seed``, on the data's device."""
-        gen = torch.Generator().manual_seed(seed_for(seed, "batches", self.epoch))
-        return torch.randperm(len(self.x), generator=gen).to(self.x.device)
+        return permutation(len(self.x), seed, "batches", self.epoch, self.x.device)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.x)
@@ -462,8 +469,7 @@ def scoring_batches(
     distinct = list(dict.fromkeys(seeds))
     picks = {}
     for s in distinct:
-        gen = torch.Generator().manual_seed(seed_for(s, "score", event))
-        picks[s] = torch.randperm(len(x), generator=gen)[: min(n, len(x))].to(x.device)
+        picks[s] = permutation(len(x), s, "score", event, x.device)[:n]
     idx = picks[seeds[0]] if len(distinct) == 1 else torch.stack([picks[s] for s in seeds])
     return [(x[part], y[part]) for part in idx.split(batch_size, dim=-1)]
 

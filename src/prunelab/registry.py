@@ -85,16 +85,16 @@ class Registry(Generic[T]):
         return [(name, self._items[name]) for name in self.names()]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self._items or self._known(name))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def _known(self, name: str) -> bool:
+        """A registered name, or an import path to an object of this kind."""
+        if not isinstance(name, str):
+            return False
         if is_import_path(name):
             return self.check(import_object(name, self.kind))
         load_entry_points()
         return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
     def get(self, name: str) -> T:
         """The plug-in called ``name``, or at import path ``name``; else a one-line error that

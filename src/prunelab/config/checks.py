@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from prunelab.allocation import ALLOCATIONS
 from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, schema_fields, type_hints
-from prunelab.config.tree import CONF_DIR
+from prunelab.config.tree import strategy_preset
 from prunelab.criteria import CRITERIA
 from prunelab.data import DATASETS
 from prunelab.errors import ConfigError
@@ -293,9 +293,9 @@ def check_method(job: Config) -> None:
     magnitude pruning "neuron" (``strategy=neuron`` picks the preset). ERK and LAMP spread
     *weights* over layers, so they refuse a unit criterion."""
     s = job.strategy
-    preset = CONF_DIR / "strategy" / f"{s.name}.yaml"
-    if preset.is_file():
-        expected = str(OmegaConf.load(preset).criterion)
+    preset = strategy_preset(s.name)
+    if preset is not None:
+        expected = preset[0]
         if expected != s.criterion:
             raise ConfigError(
                 f"strategy.name={s.name} names the preset whose criterion is {expected}, but "

@@ -5,13 +5,14 @@ the help cannot drift from what a run accepts."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import textwrap
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from prunelab.allocation import ALLOCATIONS
-from prunelab.config.schema import SCHEDULES, Config, schema_fields
+from prunelab.config.schema import SCHEDULES, Config, StrategyConfig, schema_fields
 from prunelab.criteria import CRITERIA
 from prunelab.errors import ConfigError
 from prunelab.identity import show
@@ -29,16 +30,28 @@ def conf_dir() -> Path:
 CONF_DIR = conf_dir()
 
 
+@functools.cache
+def strategy_preset(name: str, conf: Path = CONF_DIR) -> tuple[str, str] | None:
+    """(criterion, allocation) of the strategy preset conf/strategy/<name>.yaml, the
+    allocation the schema's default where the YAML leaves it out; None if there is no such
+    preset. Read once per process: every job of a sweep checks its name against it."""
+    path = conf / "strategy" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    preset = OmegaConf.load(path)
+    default = schema_fields(StrategyConfig)["allocation"].default
+    return str(preset.criterion), str(preset.get("allocation", default))
+
+
 def strategy_method(name: str, conf: Path = CONF_DIR) -> Method:
     """The method of the named strategy preset (conf/strategy/<name>.yaml), for code that
     prunes without a run config: ``net.prune(strategy_method("weight"), 0.9)``. The YAML is
     the one place that says what a strategy name means."""
-    path = conf / "strategy" / f"{name}.yaml"
-    if not path.is_file():
+    preset = strategy_preset(name, conf)
+    if preset is None:
         known = ", ".join(group_choices(conf).get("strategy", []))
         raise ConfigError(f"unknown strategy {name!r}; choose one of: {known}")
-    preset = OmegaConf.load(path)
-    return method(preset.criterion, preset.get("allocation", "uniform"), False)
+    return method(*preset)
 
 
 WIDTH, KEY_WIDTH = 100, 40  # --help's lines, and its key=default column

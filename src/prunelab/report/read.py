@@ -125,6 +125,12 @@ def settings_of(result: dict[str, Any]) -> dict[str, Any]:
     return identity_settings(result.get("config") or {})
 
 
+def comparable(value: Any) -> str:
+    """A setting's value in a form that compares equal exactly when the values do (lists and
+    nested values included)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def allocation_of(result: dict[str, Any]) -> str:
     """How a result's k was spread over layers (``strategy.allocation``; results from before
     allocations were named: global for global_weight, else uniform)."""
@@ -142,7 +148,7 @@ def varying_keys(results: list[dict[str, Any]]) -> list[str]:
     keys = sorted(set().union(*settings) - set(AXES)) if settings else []
 
     def values(rows: list[dict[str, Any]], key: str) -> set[str]:
-        return {json.dumps(s.get(key), sort_keys=True, default=str) for s in rows}
+        return {comparable(s.get(key)) for s in rows}
 
     names = {s.get("strategy.name") for s in settings}
     by_name = [[s for s in settings if s.get("strategy.name") == n] for n in names]
@@ -161,8 +167,7 @@ def constant_settings(results: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
 
     def shared(key: str) -> bool:
-        first = json.dumps(settings[0].get(key), sort_keys=True, default=str)
-        return all(json.dumps(s.get(key), sort_keys=True, default=str) == first for s in settings)
+        return len({comparable(s.get(key)) for s in settings}) == 1
 
     return {k: v for k, v in settings[0].items() if k not in AXES and shared(k)}
 
