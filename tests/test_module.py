@@ -16,7 +16,13 @@ from prunelab.config import strategy_method
 from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
-from prunelab.module import CHECKPOINT_FORMAT, PruningModule, build_optimizers, lr_factor
+from prunelab.module import (
+    CHECKPOINT_FORMAT,
+    PruningModule,
+    build_optimizers,
+    forward_in_blocks,
+    lr_factor,
+)
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.resume import LastCheckpoint, checkpoint_due
 
@@ -260,3 +266,26 @@ def test_a_constant_dense_phase_is_followed_by_an_annealed_fine_tune():
     dense = [lr_factor("constant", 4, 0.5, e, **kw) for e in range(4)]
     after = [lr_factor("constant", 4, 0.5, e, **kw) for e in range(4, 7)]
     assert dense == [1.0] * 4 and after == pytest.approx([0.5, 0.375, 0.125])
+
+
+@pytest.mark.parametrize("members", [1, 3])
+@pytest.mark.parametrize("per_member_x", [False, True])
+def test_an_evaluation_in_blocks_gives_the_whole_batchs_logits_bit_for_bit(members, per_member_x):
+    """``forward_in_blocks`` only changes how much of a batch meets the caches at once:
+    blocked and whole give the same bits, for a plain model and for a stack (shared or
+    per-member inputs); with gradients on it leaves the forward whole."""
+    torch.manual_seed(0)
+    nets = [MaskedMLP([784, 300, 100, 10]) for _ in range(members)]
+    nets[0].prune(strategy_method("weight"), 0.7)
+    stack = StackedMLP(nets)
+    x = torch.randn(members, 2500, 784) if per_member_x else torch.randn(2500, 784)
+    with torch.no_grad():
+        assert torch.equal(forward_in_blocks(stack, x, rows=1000), stack(x))
+        if not per_member_x:
+            assert torch.equal(forward_in_blocks(nets[0], x, rows=999), nets[0](x))
+    split = []
+    stack.register_forward_pre_hook(lambda _m, args: split.append(args[0].shape[-2]))
+    forward_in_blocks(stack, x, rows=1000)  # gradients on: one whole forward
+    with torch.inference_mode():
+        forward_in_blocks(stack, x, rows=1000)
+    assert split == [2500, 1000, 1000, 500]

@@ -71,6 +71,20 @@ def test_the_smoke_experiment_runs_every_config_and_keeps_going_after_a_failure(
     assert first.startswith("TrainingError: loss became nan in epoch 0: training diverged")
 
 
+def test_the_default_sweeper_expands_like_hydras_and_composes_no_job_twice(smoke_sweep):
+    """``hydra/sweeper=checked`` ran the smoke sweep (every config got its folder, as under
+    Hydra's basic sweeper) and leaves the check of its batches to ``check_argv``: it never
+    touches the config loader, so each job is composed once, by the launcher."""
+    from hydra_plugins.prunelab_launcher.checked_sweeper import CheckedSweeper
+
+    record = (smoke_sweep / "multirun.yaml").read_text()
+    assert "checked_sweeper.CheckedSweeper" in record
+    assert len(results(smoke_sweep)) == 6, "2 strategies × 3 sparsities, seed 0"
+    sweeper = CheckedSweeper(max_batch_size=None)
+    sweeper.config = sweeper.hydra_context = None  # the basic sweeper's check would fail
+    sweeper.validate_batch_is_legal([["strategy=weight", "sparsity=0.5"]])
+
+
 def test_report_numbers_equal_result_json_and_all_eight_plots_are_images(smoke_sweep, tmp_path):
     out = make_report(smoke_sweep, tmp_path / "report")
     summary = pd.read_csv(out / "summary.csv")

@@ -43,7 +43,12 @@ from prunelab.errors import ConfigError
 from prunelab.identity import identity
 from prunelab.results import check_prior
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# Sweepers that expand a sweep as Hydra's basic one does (``checked`` is prunelab's default:
+# the basic one, less its own re-composition of every job, which ``check_jobs`` makes moot).
+BASIC_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.prunelab_launcher.checked_sweeper.CheckedSweeper",
+)
 
 
 def check_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
@@ -178,7 +183,7 @@ def expand_sweep(master: DictConfig, overrides: list[Override]) -> list[list[str
     """The task overrides of every job of a multirun, as Hydra's basic sweeper makes them:
     the preset's ``hydra.sweeper.params`` first, then the command line's; None for another
     sweeper."""
-    if OmegaConf.select(master, "hydra.sweeper._target_") != BASIC_SWEEPER:
+    if OmegaConf.select(master, "hydra.sweeper._target_") not in BASIC_SWEEPERS:
         return None
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     lines = [f"{k}={v}" for k, v in params.items()]
