@@ -5,14 +5,19 @@ sparsities in turn, a new seed every 20 members, the iterative schedule of
 ``experiment=seed_iterative``: M = 60 is its whole 3-seed protocol as one stack), in one
 process, on the same data and device:
 
-- **prunelab**: ``run.run_jobs`` on M configs, as ``hydra/launcher=stacked`` runs them; its
-  epoch time is the median ``epoch_time_s`` of the results (first epoch left out);
+- **prunelab**: ``run.run_jobs`` on M configs, as ``hydra/launcher=stacked`` runs them, with
+  the protocol's checkpoint cadence (``last.ckpt`` every 5 epochs, within the default
+  ``checkpoint_max_share``); its epoch time is the median of the result's ``epoch_times_s``
+  (first epoch left out), each from one epoch's start to the next one's: training,
+  validation, pruning, callbacks, the log row, the learning-rate step and any checkpoint;
 - **bare**: a loop written here: one (M, out, in) weight per layer, masks multiplied in
   forward, Adam, the cosine learning rate, batch 512 from data on the device (with more than
   one seed in the stack, each member's batch gathered by its seed's order); after each
-  epoch's last step every member is pruned back to its k (one batched selection per strategy
-  and layer) and its Adam moments zeroed where pruned; then val and test are evaluated, one
-  host read per epoch. Masks are lifted again at the next epoch's start.
+  epoch's last step every member is pruned back to its k by prunelab's own selection
+  (``selection.stacked_masks``, one call per strategy for all hidden layers, as the pruning
+  callback calls it) and its Adam moments zeroed where pruned; then val and test are
+  evaluated, one host read per epoch. Masks are lifted again at the next epoch's start.
+  Its epoch is timed whole, the same span.
 
 So the ratio prunelab / bare is the framework's overhead on a training epoch of the seed's
 protocol. On a CUDA device the model is the challenge MLP on all of MNIST; on a CPU the
@@ -42,11 +47,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
-from prunelab.config import CONF_DIR
+from prunelab.config import CONF_DIR, strategy_method
 from prunelab.data import BatchLoader, load_dataset, make_splits
 from prunelab.nets import MaskedMLP
-from prunelab.pruning import n_to_prune
 from prunelab.run import run_jobs
+from prunelab.selection import stacked_masks
 
 KS = [0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
 STRATEGIES = ("weight", "neuron")
@@ -68,7 +73,7 @@ def configs(out: Path, m: int, epochs: int, args: argparse.Namespace) -> list[Di
         "schedule=iterative", "schedule.epochs=0", f"schedule.ramp_epochs={epochs}",
         "schedule.finetune_epochs=0", f"model.sizes=[{sizes}]",
         "trainer=gpu" if args.device == "cuda" else "trainer=cpu", "dense_cache=false",
-        "save_model=false", "inference_batch_size=null", "checkpoint_every_n_epochs=1",
+        "save_model=false", "inference_batch_size=null", "checkpoint_every_n_epochs=5",
         f"paths.cache_dir={out / 'cache'}", f"paths.data_dir={args.data_dir}",
     ]  # fmt: skip
     overrides += [f"data.limit={args.limit}"] if args.limit else []
@@ -86,23 +91,13 @@ def configs(out: Path, m: int, epochs: int, args: argparse.Namespace) -> list[Di
 
 def prunelab_epoch(out: Path, m: int, epochs: int, args: argparse.Namespace) -> tuple[float, float]:
     """Median seconds per epoch (first left out) of prunelab training ``m`` stacked jobs, and
-    the share of its fit spent saving ``last.ckpt`` (asked for after every epoch, capped by the
-    default ``checkpoint_max_share``)."""
+    the share of its fit spent saving ``last.ckpt`` (inside the epoch times)."""
     results = run_jobs(configs(out, m, epochs, args))
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         raise failed[0]
     first = results[0]
     return float(first["epoch_time_s"]), first["checkpoint_time_s"] / first["fit_time_s"]
-
-
-def batched_keep(scores: Tensor, n_prune: Tensor) -> Tensor:
-    """Keep-masks of (M, n) ``scores`` dropping each row's ``n_prune[i]`` smallest (lowest
-    index first among ties), by one stable sort: the obvious hand-written batched way."""
-    order = scores.sort(dim=1, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
-    return rank >= n_prune[:, None]
 
 
 class Bare:
@@ -137,18 +132,23 @@ class Bare:
 
     @torch.no_grad()
     def prune(self) -> None:
-        """Every member back to its k in each hidden layer; its Adam moments zeroed there."""
-        for w, mask in zip(self.weights[:-1], self.masks[:-1], strict=True):
-            for strategy, idx in self.groups.items():
-                if len(idx) == 0:
-                    continue
-                sub = w[idx]
-                scores = sub.abs().flatten(1) if strategy == "weight" else sub.norm(dim=2)
-                n = torch.tensor([n_to_prune(scores.shape[1], self.ks[i]) for i in idx.tolist()])
-                keep = batched_keep(scores, n.to(scores.device))
-                if strategy == "neuron":
-                    keep = keep[:, :, None].expand_as(sub)
-                mask[idx] = keep.reshape(sub.shape)
+        """Every member back to its k in each hidden layer, selected by prunelab's own
+        ``selection.stacked_masks`` (one call per strategy, all hidden layers at once, as the
+        pruning callback does); its Adam moments zeroed there."""
+        hidden = self.weights[:-1]
+        for strategy, idx in self.groups.items():
+            if len(idx) == 0:
+                continue
+            members = idx.tolist()
+            keep = stacked_masks(
+                strategy_method(strategy),
+                [w[idx] for w in hidden],
+                [self.ks[i] for i in members],
+                [self.seeds[i] for i in members],
+            )
+            for mask, new in zip(self.masks[:-1], keep, strict=True):
+                mask[idx] = new
+        for w, mask in zip(hidden, self.masks[:-1], strict=True):
             w.mul_(mask)
             for value in self.opt.state[w].values():
                 if value.shape == w.shape:

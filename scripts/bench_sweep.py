@@ -5,8 +5,10 @@ Runs, back to back in one invocation and each in a fresh process and fresh folde
 1. one run of the challenge config without the dense cache (dense training + prune + evaluate);
 2. the challenge sweep for one seed (2 strategies × 10 sparsities) with an empty dense cache.
 
-and prints sweep / single. Goal (issue 4): ≤ 1.3, i.e. the sweep costs one dense
-training plus a little per pruned config, not twenty trainings.
+and prints sweep / single. Goal: ≤ 1.15 (it was ≤ 1.3), i.e. the sweep costs one dense
+training plus a little per pruned config, not twenty trainings. The little has a floor: each
+pruned config evaluates its model on 30 000 images (train subset, val, test), about 0.75 s of
+matrix products for a weight-pruned challenge MLP on a 2-core CPU.
 
     python scripts/bench_sweep.py                # the challenge's 10 dense epochs
     python scripts/bench_sweep.py --epochs 3     # quicker look
@@ -57,7 +59,7 @@ def main() -> None:
     print(f"# bench_sweep: challenge preset{' ' + ' '.join(extra) if extra else ''}, CPU")
     print(f"one dense training (1 config, no cache)  {single:7.1f} s")
     print(f"challenge sweep ({n} configs, 1 seed)     {sweep:7.1f} s")
-    print(f"ratio sweep / single                     {sweep / single:7.2f}   goal ≤ 1.3")
+    print(f"ratio sweep / single                     {sweep / single:7.2f}   goal ≤ 1.15")
 
 
 if __name__ == "__main__":

@@ -388,8 +388,12 @@ class EpochSummary(pl.Callback):
     """One readable line per epoch instead of a progress bar (sweeps write to files).
 
     One member: its figures. A stack: each figure's range over the members. Also times each
-    epoch (training and its validation), the figure ``scripts/bench_gpu.py`` compares with a
-    bare PyTorch loop; ``epoch_times`` keeps them for the result.
+    epoch; ``epoch_times`` (the result's ``epoch_time_s``, what ``scripts/bench_gpu.py`` and
+    ``scripts/bench_overhead.py`` compare with a bare PyTorch loop) spans from one epoch's
+    start to the next one's (or, for the last, to the end of training): training, validation,
+    pruning, every callback, the log row, the learning-rate step and any checkpoint, which
+    the line printed at the epoch's end cannot wait for. The printed seconds are the epoch's
+    up to that line.
     """
 
     KEYS = ("train/loss", "train/acc", "val/acc", "test/acc", "sparsity/global")
@@ -397,10 +401,19 @@ class EpochSummary(pl.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.epoch_times: list[float] = []
-        self._started = 0.0
+        self._started: float | None = None
+
+    def _close_epoch(self) -> None:
+        if self._started is not None:
+            self.epoch_times.append(time.perf_counter() - self._started)
+            self._started = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_epoch()
         self._started = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_epoch()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         m = pl_module.figures
@@ -414,8 +427,7 @@ class EpochSummary(pl.Callback):
                 parts.append(f"{key} {min(values):.4f}–{max(values):.4f}")
         members = f"  {n} members" if n > 1 else ""
         # After the figures were read to the host, which waited for the device's work.
-        seconds = time.perf_counter() - self._started
-        self.epoch_times.append(seconds)
+        seconds = time.perf_counter() - (self._started or time.perf_counter())
         log.info(
             "epoch %d/%d%s  %s  %.2f s",
             trainer.current_epoch + 1,

@@ -248,6 +248,7 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
             "inference": measure_inference(job, net),
             "fit_time_s": fit_time,
             "epoch_time_s": epoch_time,
+            "epoch_times_s": summary.epoch_times,
             "checkpoint_time_s": checkpoint.saved_s if checkpoint else None,
             "dense_cache": cache_record(start.dense[i]) if start.dense else None,
             "resumed_after_epoch": start.resumed_after_epoch,
