@@ -10,8 +10,9 @@
 - **bare**: a loop written here that does the same work: the same network, initialisation,
   data, batch order and batch size, Adam at the preset's rate, loss and accuracy tracked on
   the device, the running mean of the weights over the preset's averaged epochs, val and
-  test evaluated after every epoch, one host read per epoch. Timed over the same span: the
-  whole epoch.
+  test evaluated after every epoch (in prunelab's blocks, ``module.forward_in_blocks``: the
+  same arithmetic, so the ratio is the framework's cost alone), one host read per epoch.
+  Timed over the same span: the whole epoch.
 
 Fits alternate (bare, prunelab, bare, …) so drift of the machine hits both alike; the medians
 over every epoch but each fit's first, and their ratio, come from one run. Then the mask
@@ -40,6 +41,7 @@ from omegaconf import DictConfig, open_dict
 from prunelab.config import CONF_DIR, load, strategy_method
 from prunelab.data import BatchLoader, load_dataset, make_splits
 from prunelab.functional import member_losses
+from prunelab.module import forward_in_blocks
 from prunelab.nets import MaskedMLP, seeded_mlp
 from prunelab.run import run_jobs
 from prunelab.selection import compute_masks
@@ -116,7 +118,7 @@ class Bare:
                 for mean, w in zip(self.mean, self.weights, strict=True):
                     mean.add_((w - mean) / n)
             hits = [
-                sum((self.forward(x).argmax(-1) == y).sum() for x, y in loader)
+                sum((forward_in_blocks(self.forward, x).argmax(-1) == y).sum() for x, y in loader)
                 for loader in self.evals
             ]
         _ = (loss_sum.item(), correct.item(), [int(h) for h in hits])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -234,7 +234,9 @@ class PruningModule(pl.LightningModule):
         checkpoint["prunelab"] = {"format": CHECKPOINT_FORMAT, "members": len(self.net)}
 
 
-def forward_in_blocks(net: nn.Module, x: Tensor, rows: int = EVAL_BLOCK_ROWS) -> Tensor:
+def forward_in_blocks(
+    net: Callable[[Tensor], Tensor], x: Tensor, rows: int = EVAL_BLOCK_ROWS
+) -> Tensor:
     """``net(x)`` computed over blocks of at most ``rows`` samples when nothing needs
     gradients and ``x`` is on a CPU; else ``net(x)`` as is.
 

@@ -1,0 +1,35 @@
+"""``scripts/bench_overhead.py`` runs end to end: its prunelab side is a real run (the epoch
+times it reads come from that run's result) and both sides report the same epochs. The
+figures themselves are measured by running the script, never asserted here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_bench_overhead_times_a_real_run_and_the_bare_loop_over_the_same_epochs(tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_overhead.py"),
+           "--limit", "1000", "--epochs", "3", "--reps", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    sides = {}
+    for side in ("bare PyTorch", "prunelab"):
+        line = next(x for x in out.splitlines() if x.startswith(f"{side} epoch"))
+        sides[side] = [float(t) for t in re.findall(r"\d+\.\d+", line.split("all:")[1])]
+    # 3 epochs per fit, the first left out, one round: 2 epochs each, every one timed
+    assert [len(t) for t in sides.values()] == [2, 2]
+    assert all(t > 0 for times in sides.values() for t in times)
+    [ratio] = re.findall(r"ratio prunelab / bare\s+(\d+\.\d+)", out)
+    assert float(ratio) > 0 and "data.limit=1000" in out
+
+
+def test_bench_overhead_refuses_a_fit_with_no_timed_epoch():
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_overhead.py"), "--epochs", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--epochs must be at least 2" in proc.stderr.strip().splitlines()[-1]
