@@ -122,30 +122,40 @@ def _zero_grad_where_pruned(net: StackedMLP, x: torch.Tensor) -> bool:
     return all(int((layer.weight.grad[~layer.mask] != 0).sum()) == 0 for layer in net.layers)
 
 
-def test_a_full_mask_is_skipped_and_every_kind_of_mask_write_is_seen():
-    """A layer whose mask keeps everything uses its weight as is (same bits, one pass less);
-    each way a run writes masks (a prune's copy_, an indexed write, load_state_dict, a
-    release's fill_) makes the next forward apply the new mask."""
+def _skips(net: StackedMLP) -> list[bool]:
+    return [layer.full.holds(layer.mask) for layer in net.layers]
+
+
+def test_a_full_mask_is_skipped_once_checked_and_every_kind_of_mask_write_is_seen():
+    """A layer whose mask keeps everything uses its weight as is (same bits, one pass less)
+    once ``refresh_full_masks`` has checked it; each way a run writes masks (a prune's copy_,
+    an indexed write, load_state_dict, a release's fill_) makes the next forward apply the
+    new mask, refreshed or not; the forward itself never reads a mask on the host."""
     torch.manual_seed(0)
     net = StackedMLP([MaskedMLP(SMALL) for _ in range(2)])
     x = torch.randn(8, 784)
     dense = net(x)
-    ref = StackedMLP([MaskedMLP(SMALL) for _ in range(2)])
-    ref.load_state_dict(net.state_dict())
-    ref.layers[0].mask[0, :, :400] = False  # a mask with weights pruned: the multiply runs
-    assert not torch.equal(ref(x)[0], dense[0]) and torch.equal(ref(x)[1], dense[1])
-    ref.layers[0].mask[0, :, :400] = True  # and back to full: the multiply is skipped again
-    assert torch.equal(ref(x), dense)
+    assert _skips(net) == [False] * 4, "unchecked: the product is made"
+    net.refresh_full_masks()
+    assert _skips(net) == [True] * 4 and torch.equal(net(x), dense), "skipped: same bits"
+    net.layers[0].mask[0, :, :400] = False  # an indexed write, not yet refreshed
+    assert _skips(net) == [False, True, True, True]
+    assert not torch.equal(net(x)[0], dense[0]) and torch.equal(net(x)[1], dense[1])
+    net.layers[0].mask[0, :, :400] = True
+    net.refresh_full_masks()
+    assert _skips(net) == [True] * 4 and torch.equal(net(x), dense)
     net.prune([0, 1], strategy_method("weight"), [0.5, 0.5])  # copy_ into the masks
     assert _zero_grad_where_pruned(net, x)
+    net.refresh_full_masks()
+    assert _skips(net) == [False, False, False, True], "the output layer is not pruned"
     net.release([0, 1])  # every mask full again: gradients reach every weight
-    net.zero_grad(set_to_none=True)
-    net(x).sum().backward()
-    assert int((net.layers[1].weight.grad == 0).sum()) < net.layers[1].weight.numel() // 2
+    net.refresh_full_masks()
+    assert _skips(net) == [True] * 4
     net.layers[1].mask[1, :, :5] = False  # an indexed write
     assert _zero_grad_where_pruned(net, x)
+    net.refresh_full_masks()
     pruned = StackedMLP([MaskedMLP(SMALL) for _ in range(2)])
     pruned.prune([0, 1], strategy_method("neuron"), [0.5, 0.5])
     net.load_state_dict(pruned.state_dict())  # masks from a checkpoint
-    assert _zero_grad_where_pruned(net, x)
+    assert _skips(net)[:3] == [False] * 3 and _zero_grad_where_pruned(net, x)
     assert torch.equal(net(x), pruned(x))

@@ -187,6 +187,12 @@ class PruningModule(pl.LightningModule):
         for opt in self.trainer.optimizers:
             reset_optimizer_state(opt)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # After the callbacks' hook, so a release or prune of this step is seen: the layers
+        # whose masks keep everything skip their mask product (``nets.FullMask``). A host
+        # read only after a mask changed, and never inside the step.
+        self.net.refresh_full_masks()
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         # No finiteness check here: it would make every step wait for the device. The sums
         # carry a NaN or inf to the epoch's end, where ``check_finite`` stops the run.

@@ -60,15 +60,18 @@ def install_masks(
 
 
 class FullMask:
-    """Whether a layer's mask keeps every weight, re-checked only when the mask changed.
+    """Whether a layer's mask keeps every weight, as last checked (``refresh``), and whether
+    that check still holds.
 
-    While nothing is pruned (the dense phase, and the start of every epoch of a schedule that
-    lifts its masks) ``weight * mask`` is a copy of the weight and its backward a second pass
-    over the gradient: two full passes per layer and step that change no bit (a weight or
-    gradient times 1 is itself), about 6 % of a dense CPU epoch of the challenge MLP. The
-    check reads the mask's version counter, which every in-place write bumps (``copy_``,
-    ``fill_``, an indexed assignment, ``load_state_dict``), so it never reads the mask on the
-    host in a training step; it reads it once after each change.
+    While nothing is pruned (the dense phase, and every epoch of a schedule that lifts its
+    masks until it prunes again) ``weight * mask`` is a copy of the weight and its backward a
+    second pass over the gradient: two full passes per layer and step that change no bit (a
+    weight or gradient times 1 is itself). The forward asks ``holds``, which reads nothing
+    from the device: it compares the mask's version counter, bumped by every in-place write
+    (``copy_``, ``fill_``, an indexed assignment, ``load_state_dict``), with the one
+    ``refresh`` saw. ``refresh`` reads the mask on the host, once after each change; the
+    module calls it before each training step (``PruningModule.on_train_batch_start``), so a
+    training step itself never waits for the device. Unrefreshed, the product is made.
     """
 
     def __init__(self) -> None:
@@ -82,19 +85,20 @@ class FullMask:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__()  # type: ignore[misc]
 
-    def __call__(self, mask: Tensor) -> bool:
-        if mask.is_inference():  # no version counter (built inside inference mode)
-            return False
+    def _current(self, mask: Tensor) -> bool:
         seen = self._mask() if self._mask is not None else None
-        if seen is not mask or self._version != mask._version:
-            self._full = bool(mask.all())
-            self._mask, self._version = weakref.ref(mask), mask._version
-        return self._full
+        return seen is mask and self._version == mask._version
 
+    def refresh(self, mask: Tensor) -> None:
+        """Check ``mask`` on the host if it changed since the last check."""
+        if mask.is_inference() or self._current(mask):  # no version counter, or no change
+            return
+        self._full = bool(mask.all())
+        self._mask, self._version = weakref.ref(mask), mask._version
 
-def masked(weight: Tensor, mask: Tensor, full: FullMask) -> Tensor:
-    """``weight * mask``, or ``weight`` itself when the mask keeps everything (same bits)."""
-    return weight if full(mask) else weight * mask
+    def holds(self, mask: Tensor) -> bool:
+        """``mask`` keeps every weight, by a check that is still current (no host read)."""
+        return self._full and not mask.is_inference() and self._current(mask)
 
 
 class MaskedLinear(nn.Linear):
@@ -103,10 +107,9 @@ class MaskedLinear(nn.Linear):
     def __init__(self, n_in: int, n_out: int) -> None:
         super().__init__(n_in, n_out, bias=False)
         self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
-        self.full = FullMask()
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, masked(self.weight, self.mask, self.full))
+        return F.linear(x, self.weight * self.mask)
 
 
 class MaskedMLP(nn.Module):
@@ -180,7 +183,8 @@ class StackedLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: (B, in) shared by every member, or (M, B, in); returns (M, B, out)."""
-        return stacked_linear(x, masked(self.weight, self.mask, self.full))
+        full = self.full.holds(self.mask)  # the product changes no bit then (``FullMask``)
+        return stacked_linear(x, self.weight if full else self.weight * self.mask)
 
 
 class StackedMLP(nn.Module):
@@ -212,6 +216,12 @@ class StackedMLP(nn.Module):
         for layer in self.layers[:-1]:
             x = F.relu(layer(x))
         return self.layers[-1](x)
+
+    def refresh_full_masks(self) -> None:
+        """Note which layers' masks keep every weight (``FullMask.refresh``: a host read only
+        where a mask changed), so that their forward skips the mask product."""
+        for layer in self.layers:
+            layer.full.refresh(layer.mask)
 
     def masks(self, i: int) -> list[Tensor]:
         """Member ``i``'s masks, per layer (views: writing them writes the stack)."""
