@@ -42,8 +42,10 @@ LAYERS = {
     "prunelab.run": 6,
     # the command line
     "prunelab.train": 7,
-    # Hydra's launcher plugin, which calls the orchestrator
+    # Hydra's plug-ins: the launcher, which calls the orchestrator; the sweeper (no prunelab
+    # import: the command line checked its jobs)
     "hydra_plugins.prunelab_launcher": 8, "hydra_plugins.prunelab_launcher.stacked_launcher": 8,
+    "hydra_plugins.prunelab_launcher.checked_sweeper": 8,
 }  # fmt: skip
 CLIS = {"prunelab.train", "prunelab.report.__main__"}
 

@@ -1,1 +1,2 @@
-"""prunelab's Hydra launcher (``hydra/launcher=stacked``); a Hydra plugin must live here."""
+"""prunelab's Hydra plug-ins: the launcher ``hydra/launcher=stacked`` and the default sweeper
+``hydra/sweeper=checked``; a Hydra plugin must live here."""
