@@ -388,12 +388,12 @@ class EpochSummary(pl.Callback):
     """One readable line per epoch instead of a progress bar (sweeps write to files).
 
     One member: its figures. A stack: each figure's range over the members. Also times each
-    epoch; ``epoch_times`` (the result's ``epoch_time_s``, what ``scripts/bench_gpu.py`` and
-    ``scripts/bench_overhead.py`` compare with a bare PyTorch loop) spans from one epoch's
-    start to the next one's (or, for the last, to the end of training): training, validation,
-    pruning, every callback, the log row, the learning-rate step and any checkpoint, which
-    the line printed at the epoch's end cannot wait for. The printed seconds are the epoch's
-    up to that line.
+    epoch; ``epoch_times`` (the result's ``epoch_times_s``, and their median ``epoch_time_s``,
+    what ``scripts/bench_gpu.py`` and ``scripts/bench_overhead.py`` compare with a bare
+    PyTorch loop) span from one epoch's start to the next one's (or, for the last, to the end
+    of training): training, validation, pruning, every callback, the log row, the
+    learning-rate step and any checkpoint, which the line printed at the epoch's end cannot
+    wait for. The printed seconds are the epoch's up to that line.
     """
 
     KEYS = ("train/loss", "train/acc", "val/acc", "test/acc", "sparsity/global")
@@ -427,7 +427,8 @@ class EpochSummary(pl.Callback):
                 parts.append(f"{key} {min(values):.4f}–{max(values):.4f}")
         members = f"  {n} members" if n > 1 else ""
         # After the figures were read to the host, which waited for the device's work.
-        seconds = time.perf_counter() - (self._started or time.perf_counter())
+        started = self._started if self._started is not None else time.perf_counter()
+        seconds = time.perf_counter() - started
         log.info(
             "epoch %d/%d%s  %s  %.2f s",
             trainer.current_epoch + 1,

@@ -265,12 +265,12 @@ def member_accuracy(
     net: StackedMLP, loader: Iterable[tuple[Tensor, Tensor]]
 ) -> tuple[list[float], int]:
     """Each member's accuracy on ``loader``'s batches, read to the host once (inputs in the
-    weights' dtype, as the trainer's precision plugin gives them to ``validation_step``),
-    and the number of samples it is over."""
+    weights' dtype, as the trainer's precision plugin gives them to ``validation_step``, and
+    in its blocks), and the number of samples it is over."""
     correct, n = None, 0
     dtype = net.layers[0].weight.dtype
     for x, y in loader:
-        hits = (net(x.to(dtype)).argmax(dim=-1) == y).sum(dim=-1)
+        hits = (forward_in_blocks(net, x.to(dtype)).argmax(dim=-1) == y).sum(dim=-1)
         correct = hits if correct is None else correct + hits
         n += y.shape[-1]
     assert correct is not None, "member_accuracy needs a non-empty loader"
