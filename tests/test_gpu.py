@@ -31,11 +31,13 @@ from . import test_stacked as cpu_twin
 from .gpu_cases import (
     CASES,
     NUMERICS,
+    REFERENCE_THREADS,
     PruneEvent,
     drift,
     mask_overlap,
     overrides,
     record_prunes,
+    reference_threads,
     tolerance,
     train_losses,
     twin_overlap,
@@ -98,9 +100,9 @@ def assert_within(
 def cpu_and_gpu(
     make_cfg, tmp_path: Path, case: str, *gpu_extra: str
 ) -> tuple[dict[str, Any], dict[str, list[PruneEvent]]]:
-    """Run ``case`` on the CPU (float32) and on the GPU; the GPU job's result and both runs'
-    prune events (the GPU's with its CPU twin's masks)."""
-    with record_prunes() as on_cpu:
+    """Run ``case`` on the CPU (float32, on the reference's threads) and on the GPU; the GPU
+    job's result and both runs' prune events (the GPU's with its CPU twin's masks)."""
+    with reference_threads(), record_prunes() as on_cpu:
         run_job(job(make_cfg, tmp_path, "cpu", case, DEVICES["cpu"]))
     with record_prunes(twin=lambda net: net.cpu()) as on_gpu:
         result = run_job(job(make_cfg, tmp_path, "gpu", case, DEVICES["gpu"], *gpu_extra))
@@ -160,7 +162,8 @@ def test_the_local_gpus_pool_runs_a_sweep_on_the_gpu_like_the_cpu(tmp_path):
     grid = ("-m", *overrides(case), f"paths.cache_dir={tmp_path / 'cache'}")
     env = {"PRUNELAB_GPU_LOCK_DIR": str(tmp_path / "locks")}
     runs = {
-        "cpu": cli(*grid, DEVICES["cpu"], f"hydra.sweep.dir={tmp_path / 'cpu'}"),
+        "cpu": cli(*grid, DEVICES["cpu"], f"hydra.sweep.dir={tmp_path / 'cpu'}",
+                   env={"OMP_NUM_THREADS": str(REFERENCE_THREADS)}),
         "gpu": cli(*grid, DEVICES["gpu"], "hydra/launcher=local_gpus",
                    f"hydra.sweep.dir={tmp_path / 'gpu'}", env=env),
     }  # fmt: skip
