@@ -77,3 +77,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(
             f"{BAD_INPUT_TALLY['tried']} bad inputs tried, {BAD_INPUT_TALLY['clean']} clean errors"
         )
+
+
+# What `sinfo -h -o '%P|%c|%m|%G'` prints on a small cluster: a default CPU partition of 2-CPU
+# nodes and a GPU partition.
+FAKE_SINFO = "debug*|2|20000|(null)\ngpu|64|512000|gpu:a100:4(S:0-1)\ngpu|32|256000|gpu:a100:2\n"
+
+
+def fake_slurm_path(folder: Path, sinfo: str = FAKE_SINFO, fail: str | None = None) -> str:
+    """A PATH whose ``sinfo``, ``squeue``, ``sbatch`` and ``srun`` are stand-ins: ``sinfo``
+    prints ``sinfo``, or every one fails with ``fail`` on stderr, as SLURM's own clients do
+    when slurmctld is down. For the checks made before submission; a real cluster is in
+    ``test_slurm_cluster.py``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("sinfo", "squeue", "sbatch", "srun"):
+        body = f"echo '{fail}' >&2; exit 1" if fail else f"printf '{sinfo}'"
+        script = folder / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"

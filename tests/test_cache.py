@@ -136,7 +136,7 @@ def test_a_damaged_cache_entry_is_set_aside_and_rebuilt_with_one_line(
 def checkpoint_in(folder: Path, epoch: int = 3, members: int = 1, identity: str = "me") -> Path:
     path = folder / LAST_CKPT
     torch.save({"epoch": epoch, "state_dict": {"w": torch.ones(2)}}, path)
-    write_manifest(path, epoch, members, identity, {"seed": 0})
+    write_manifest(path, path, epoch, members, identity, {"seed": 0})
     return path
 
 
@@ -171,3 +171,17 @@ def test_a_checkpoint_that_fails_its_check_is_set_aside_not_loaded(tmp_path, cap
 def test_a_sound_checkpoint_of_this_run_is_resumed(tmp_path):
     path = checkpoint_in(tmp_path, epoch=4)
     assert resume_point(tmp_path, members=1, identity="me") == (path, 4)
+
+
+def test_a_job_killed_between_its_manifest_and_its_rename_resumes_from_the_save_before(
+    tmp_path,
+):
+    """LastCheckpoint writes last.json for the new checkpoint, then renames it into place; a
+    kill in between (SLURM's requeue did it) leaves the old checkpoint, which still resumes."""
+    path = checkpoint_in(tmp_path, epoch=4)
+    new = tmp_path / ".last.ckpt.new.tmp"
+    torch.save({"epoch": 7, "state_dict": {"w": torch.zeros(2)}}, new)
+    write_manifest(path, new, 7, 1, "me", {"seed": 0})
+    assert resume_point(tmp_path, members=1, identity="me") == (path, 4)  # killed here
+    new.replace(path)
+    assert resume_point(tmp_path, members=1, identity="me") == (path, 7)  # or after the rename

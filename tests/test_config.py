@@ -23,7 +23,7 @@ from prunelab.config import (
 from prunelab.config.schema import SCHEDULES, schema_fields
 from prunelab.errors import ConfigError
 
-from .conftest import ROOT
+from .conftest import ROOT, fake_slurm_path
 
 # Each as typed on the command line, and the start of the one line that refuses it.
 BAD = [
@@ -169,9 +169,10 @@ def test_a_gpu_trainer_without_cuda_is_refused_before_any_work(make_cfg, tmp_pat
         check_argv(["trainer=gpu", f"hydra.run.dir={tmp_path / 'r'}"])
 
 
-def test_a_cluster_sweep_is_not_refused_for_the_login_node_lacking_a_gpu(tmp_path):
+def test_a_cluster_sweep_is_not_refused_for_the_login_node_lacking_a_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", fake_slurm_path(tmp_path / "bin"))  # a cluster with GPUs
     check_argv(["-m", "experiment=smoke", "trainer=gpu", "hydra/launcher=slurm",
-                f"hydra.sweep.dir={tmp_path}"])  # fmt: skip
+                "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"])  # fmt: skip
 
 
 def test_jobs_that_differ_in_more_than_strategy_k_and_seed_cannot_share_a_stack(make_cfg):
@@ -208,11 +209,13 @@ def test_config_errors_are_raised_in_the_config_package_only():
 
 
 # Where a raw Hydra config may still be read: the config package that types it, the CLI and
-# the launcher that receive it from Hydra, the orchestrator's one conversion, Hydra's own
+# the launchers that receive it from Hydra, the orchestrator's one conversion, Hydra's own
 # config in the GPU pool, and the dense cache's.
 RAW_CONFIG_READERS = {
     "prunelab/config/argv.py", "prunelab/config/checks.py", "prunelab/train.py",
-    "prunelab/run.py", "prunelab/gpus.py", "hydra_plugins/prunelab_launcher/stacked_launcher.py",
+    "prunelab/run.py", "prunelab/gpus.py", "hydra_plugins/prunelab_launcher/jobs.py",
+    "hydra_plugins/prunelab_launcher/stacked_launcher.py",
+    "hydra_plugins/prunelab_launcher/slurm_launcher.py",
 }  # fmt: skip
 
 

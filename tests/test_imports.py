@@ -21,6 +21,8 @@ LAYERS = {
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
     "prunelab.functional": 1,
+    # what a SLURM cluster offers and holds (its client commands)
+    "prunelab.slurm": 1,
     # the methods: criteria score, allocations count per layer, selection makes the masks
     "prunelab.criteria": 1.5, "prunelab.allocation": 1.6, "prunelab.selection": 1.7,
     # data and the networks
@@ -42,9 +44,11 @@ LAYERS = {
     "prunelab.run": 6,
     # the command line
     "prunelab.train": 7,
-    # Hydra's plug-ins: the launcher, which calls the orchestrator; the sweeper (no prunelab
-    # import: the command line checked its jobs)
-    "hydra_plugins.prunelab_launcher": 8, "hydra_plugins.prunelab_launcher.stacked_launcher": 8,
+    # Hydra's plug-ins: setting up a sweep's jobs; the launchers, which call the orchestrator
+    # or submit to SLURM; the sweeper (no prunelab import: the command line checked its jobs)
+    "hydra_plugins.prunelab_launcher": 8, "hydra_plugins.prunelab_launcher.jobs": 8,
+    "hydra_plugins.prunelab_launcher.stacked_launcher": 8,
+    "hydra_plugins.prunelab_launcher.slurm_launcher": 8,
     "hydra_plugins.prunelab_launcher.checked_sweeper": 8,
 }  # fmt: skip
 CLIS = {"prunelab.train", "prunelab.report.__main__"}

@@ -70,8 +70,8 @@ def test_the_slurm_launcher_config_composes():
     proc = cli("hydra/launcher=slurm", "--cfg", "hydra")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in out
-    assert "gpus_per_node: 1" in out and "tasks_per_node: 1" in out
+    assert "prunelab_launcher.slurm_launcher.PrunelabSlurmLauncher" in out
+    assert "gpus_per_node: auto" in out and "tasks_per_node: 1" in out
 
 
 def test_a_sweep_runs_through_submitits_local_executor(tmp_path):

@@ -25,7 +25,7 @@ import torch
 from prunelab.config import CONF_DIR, check_argv, settings_help
 from prunelab.errors import ConfigError
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, fake_slurm_path, run_cli
 
 
 def build_wheel(out: Path) -> Path:
@@ -126,11 +126,14 @@ def documented_commands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", documented_commands())
-def test_every_documented_command_composes(command, tmp_path):
+def test_every_documented_command_composes(command, tmp_path, monkeypatch):
     """Each command, every job of it, composed and checked as the CLI does before Hydra
-    starts (the default sizes as an override were once refused as "1000 twice")."""
+    starts (the default sizes as an override were once refused as "1000 twice"); a SLURM
+    command against a cluster with GPUs (stand-ins for its clients)."""
     args = [*shlex.split(command), f"hydra.run.dir={tmp_path}", f"hydra.sweep.dir={tmp_path}"]
     on_a_cluster = "hydra/launcher=slurm" in command
+    if on_a_cluster:
+        monkeypatch.setenv("PATH", fake_slurm_path(tmp_path / "bin"))
     if "trainer=gpu" in command and not on_a_cluster and not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device is visible"):
             check_argv(args)  # valid but for the machine: the only error it may give here

@@ -46,17 +46,33 @@ Rows = list[dict[str, float]]
 
 
 def write_manifest(
-    ckpt: Path, epoch: int, members: int, identity: str, config: dict[str, Any] | None
+    ckpt: Path,
+    written: Path,
+    epoch: int,
+    members: int,
+    identity: str,
+    config: dict[str, Any] | None,
 ) -> None:
-    """Record ``ckpt`` (just written) in its ``last.json``: what a resume will check, and
-    the ``config`` of the run that wrote it (which names the keys a mismatch differs in)."""
+    """Record ``written`` (the new checkpoint, not yet renamed to ``ckpt``) in ``last.json``:
+    what a resume will check, and the ``config`` of the run that wrote it (which names the
+    keys a mismatch differs in).
+
+    Written *before* the rename, and keeping the checkpoint it replaces as ``previous``: a
+    job killed between the two (SLURM's requeue, a time limit) leaves the old checkpoint
+    under a manifest that still vouches for it, so the resume loses one save, not the run.
+    """
+    old = read_manifest(ckpt.parent)
+    previous = None
+    if old is not None and ckpt.is_file() and old.get("sha256") == sha256_file(ckpt):
+        previous = {"sha256": old["sha256"], "epoch": old["epoch"]}
     write_json_atomic(
         ckpt.with_name(LAST_MANIFEST),
         {
-            "sha256": sha256_file(ckpt),
+            "sha256": sha256_file(written),
             "format": CHECKPOINT_FORMAT,
             "members": members,
             "epoch": epoch,
+            "previous": previous,
             "identity": identity,
             "made_by": {"identity_version": IDENTITY_VERSION, "config": config},
         },
@@ -71,11 +87,23 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def checkpoint_epoch(path: Path, manifest: dict[str, Any] | None) -> int | None:
+    """The epoch ``path`` ends, by the entry of ``manifest`` its sha256 matches: the newest
+    save's, or the one before it if the job died between manifest and rename; else None."""
+    if manifest is None:
+        return None
+    sha = sha256_file(path)
+    for entry in (manifest, manifest.get("previous") or {}):
+        if entry.get("sha256") == sha and isinstance(entry.get("epoch"), int):
+            return int(entry["epoch"])
+    return None
+
+
 def checkpoint_problem(path: Path, manifest: dict[str, Any] | None, members: int) -> str | None:
     """Why ``path`` cannot be resumed by a stack of ``members``, or None if it can."""
     if manifest is None:
         return "it has no readable last.json"
-    if manifest.get("sha256") != sha256_file(path):
+    if checkpoint_epoch(path, manifest) is None:
         return "it does not match the sha256 in its last.json"
     if manifest.get("format") != CHECKPOINT_FORMAT:
         return f"an older format ({manifest.get('format')}, now {CHECKPOINT_FORMAT})"
@@ -118,7 +146,8 @@ def resume_point(
             raise MismatchError(mismatch_message(folder, "a checkpoint", made_by, config or {}))
         supersede(folder, manifest.get("identity"))
         return None, -1
-    epoch = int(manifest["epoch"])
+    epoch = checkpoint_epoch(path, manifest)
+    assert epoch is not None  # checked by checkpoint_problem
     log.info("resuming from %s (epoch %d done)", path, epoch + 1)
     return path, epoch
 
@@ -163,8 +192,9 @@ class LastCheckpoint(pl.Callback):
 
     For long runs: a job killed at any moment resumes from its last completed checkpoint
     (``resume_point``). Written to a temp file and renamed, so ``path`` is never half a
-    checkpoint; then ``last.json`` records its sha256 and the ``identity`` of the run (and
-    its ``config``). No checkpoint follows the last epoch: the run's results come next.
+    checkpoint; between the two, ``last.json`` records its sha256 (and the one it replaces,
+    ``write_manifest``) and the ``identity`` of the run (and its ``config``). No checkpoint
+    follows the last epoch: the run's results come next.
     """
 
     def __init__(
@@ -209,7 +239,7 @@ class LastCheckpoint(pl.Callback):
         pl_module.write_log(epoch=epoch)
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)
-        write_manifest(self.path, epoch, len(pl_module.net), self.identity, self.config)
+            write_manifest(self.path, tmp, epoch, len(pl_module.net), self.identity, self.config)
         self.last_save_s = time.perf_counter() - start
         self.saved_s += self.last_save_s
         self.last_epoch = epoch

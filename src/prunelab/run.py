@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import statistics
 import time
 import warnings
@@ -31,6 +32,11 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.plugins.environments import (
+    ClusterEnvironment,
+    LightningEnvironment,
+    SLURMEnvironment,
+)
 
 from prunelab import cache
 from prunelab.callbacks import (
@@ -376,6 +382,7 @@ def fit(
         callbacks=callbacks,
         enable_checkpointing=False,
         default_root_dir=stack.workdir,
+        plugins=[cluster_environment()],
     )
     train_loader, evals = loaders(base, raw, trainer.strategy.root_device, stack.seeds)
     pruning.use_data(train_loader)
@@ -505,6 +512,21 @@ def unrecovered_note(result: dict[str, Any]) -> str | None:
     )
 
 
+def cluster_environment() -> ClusterEnvironment:
+    """The process's place in a cluster, chosen here so that Lightning need not guess.
+
+    A job that SLURM started as a step (``srun``, as submitit does) is one task of it, and
+    gets SLURM's environment without auto-requeue: submitit requeues on time limits and
+    preemption, and one owner of the signals is enough. Anything else is one local process,
+    also on a machine where ``srun`` merely exists (a login node): Lightning's own detection
+    would warn there, on every run, that ``srun`` is not used.
+    """
+    interactive = os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive")  # salloc's shell
+    if "SLURM_NTASKS" in os.environ and not interactive:
+        return SLURMEnvironment(auto_requeue=False)
+    return LightningEnvironment()
+
+
 def quiet_lightning() -> None:
     """Drop Lightning's start-up chatter; this module logs what a run did instead."""
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
@@ -515,3 +537,6 @@ def quiet_lightning() -> None:
     # The run dir already holds Hydra's files; the CSV logger only ever replaces metrics.csv.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+    # Lightning asks "is this SLURM?" again when it looks for a requeue checkpoint and warns
+    # wherever srun exists (a login node); cluster_environment() has answered that already.
+    warnings.filterwarnings("ignore", message=".*`srun` command is available on your system.*")

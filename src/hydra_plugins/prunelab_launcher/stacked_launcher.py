@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
+
+from .jobs import compose_jobs
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as Hydra's job logs
@@ -54,34 +55,7 @@ class StackedLauncher(Launcher):
         groups_hint = f"at most {self.max_members} per stack"
         log.info(f"Setting up {len(job_overrides)} jobs to train stacked ({groups_hint})")
 
-        cfgs: list[DictConfig] = []
-
-        def collect(cfg: DictConfig) -> None:
-            # The job's config, typed as composed, with ${hydra:...} resolved while this
-            # job's HydraConfig is set.
-            resolved = cfg.copy()
-            with open_dict(resolved):
-                resolved.paths.output_dir = HydraConfig.get().runtime.output_dir
-            OmegaConf.resolve(resolved)
-            cfgs.append(resolved)
-
-        runs: list[JobReturn] = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, list(overrides)
-            )
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = idx
-                sweep_config.hydra.job.num = idx
-            runs.append(
-                run_job(
-                    hydra_context=self.hydra_context,
-                    task_function=collect,
-                    config=sweep_config,
-                    job_dir_key="hydra.sweep.dir",
-                    job_subdir_key="hydra.sweep.subdir",
-                )
-            )
+        cfgs, runs = compose_jobs(self.config, self.hydra_context, job_overrides, initial_job_idx)
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         handler = logging.FileHandler(sweep_dir / "stacked.log")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))

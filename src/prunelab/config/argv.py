@@ -30,6 +30,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from prunelab import slurm
 from prunelab.config.checks import (
     check_environment,
     check_value,
@@ -148,10 +149,12 @@ def check_jobs(overrides: list[Override], multirun: bool, conf_dir: Path = CONF_
                         "over them, or give one"
                     )
             jobs = [[o.input_line for o in overrides if not o.is_hydra_override()]]
-        remote = "submitit" in str(OmegaConf.select(master, "hydra.launcher._target_") or "")
+        target = str(OmegaConf.select(master, "hydra.launcher._target_") or "")
+        remote = "submitit" in target or target.endswith("SlurmLauncher")
         # a plug-in's config folder must be searched for every job's group choices too
         search = [o.input_line for o in overrides if o.key_or_group == "hydra.searchpath"]
         bases: dict[tuple[str, ...], DictConfig] = {}
+        accelerators: set[str] = set()
         for task in jobs:
             job_overrides = parse([*hydra_lines, *task])
             groups = tuple(o.input_line for o in job_overrides if is_group(o, conf_dir))
@@ -166,7 +169,11 @@ def check_jobs(overrides: list[Override], multirun: bool, conf_dir: Path = CONF_
             except (HydraException, OmegaConfBaseException) as e:
                 raise ConfigError(f"cannot apply the overrides: {one_line(e)}") from None
             task_overrides = [o for o in job_overrides if not o.is_hydra_override()]
-            check_job_config(cfg, task_overrides, multirun, remote)
+            accelerators.add(check_job_config(cfg, task_overrides, multirun, remote))
+        if target.endswith("PrunelabSlurmLauncher"):
+            launcher = OmegaConf.to_container(master.hydra.launcher, resolve=False)
+            assert isinstance(launcher, dict)
+            slurm.check_request(launcher, accelerators)
 
 
 def compose_or_refuse(overrides: list[str]) -> DictConfig:
@@ -226,8 +233,9 @@ def check_typed(o: Override, cfg: DictConfig) -> None:
 
 def check_job_config(
     cfg: DictConfig, task_overrides: list[Override], multirun: bool, remote: bool
-) -> None:
-    """A composed job: its settings, its machine (unless a cluster runs it) and its folder."""
+) -> str:
+    """A composed job: its settings, its machine (unless a cluster runs it) and its folder.
+    Returns its accelerator (what a cluster must give it)."""
     job_dir = job_folder(cfg, task_overrides, multirun)
     with open_dict(cfg):
         cfg.paths.output_dir = str(job_dir) if job_dir else "."
@@ -238,6 +246,7 @@ def check_job_config(
     if job_dir is not None and job_dir.is_dir():
         config = dataclasses.asdict(job)
         check_prior(job_dir, identity(config), config, job.on_mismatch, act=False)
+    return job.trainer.accelerator
 
 
 def job_folder(cfg: DictConfig, task_overrides: list[Override], multirun: bool) -> Path | None:

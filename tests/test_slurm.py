@@ -1,0 +1,149 @@
+"""What a SLURM sweep asks of the cluster, checked before submission (``prunelab.slurm``), and
+the launcher's plan of what to submit: no cluster needed (``test_slurm_cluster.py`` has one)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hydra_plugins.prunelab_launcher.slurm_launcher import dense_waves, job_outcome
+from prunelab import slurm
+from prunelab.config import load
+from prunelab.slurm import Partition, SlurmError
+
+from .conftest import FAKE_SINFO, fake_slurm_path
+from .test_launchers import cli
+
+
+def test_sinfo_gives_each_partitions_largest_node_default_first():
+    parts = slurm.parse_sinfo("gpu|32|256000|gpu:2\n" + FAKE_SINFO)
+    assert parts[0] == Partition("debug", 2, 20000, 0)
+    assert parts[1] == Partition("gpu", 64, 512000, 4)
+    assert slurm.gres_gpus("gpu:a100:4(S:0-1),gpu:v100:2") == 6
+    assert slurm.gres_gpus("(null)") == 0 and slurm.gres_gpus("mps:100") == 0
+
+
+def test_auto_resources_follow_the_trainer_and_numbers_override():
+    assert slurm.resources({"gpus_per_node": "auto"}, "cpu")["gpus_per_node"] is None
+    assert slurm.resources({}, "gpu") == slurm.AUTO_RESOURCES["gpu"]
+    mine = slurm.resources({"cpus_per_task": 1, "mem_gb": None, "gpus_per_node": "auto"}, "gpu")
+    assert mine == {"gpus_per_node": 1, "cpus_per_task": 1, "mem_gb": None}
+    with pytest.raises(SlurmError, match="cpus_per_task=two is not a count"):
+        slurm.resources({"cpus_per_task": "two"}, "cpu")
+
+
+@pytest.mark.parametrize(
+    "request_, fits",
+    [
+        ({"gpus_per_node": None, "cpus_per_task": 2, "mem_gb": 4}, None),
+        ({"gpus_per_node": 1, "cpus_per_task": 1, "mem_gb": 1}, "no GPU (use trainer=cpu"),
+        ({"gpus_per_node": None, "cpus_per_task": 8, "mem_gb": 4}, "cpus_per_task=2 or fewer"),
+        ({"gpus_per_node": None, "cpus_per_task": 1, "mem_gb": 32}, "mem_gb=19 or less"),
+    ],
+)
+def test_a_request_the_partition_cannot_meet_says_what_to_change(request_, fits):
+    why = slurm.misfit(request_, Partition("debug", 2, 20000, 0))
+    assert why is None if fits is None else fits in why
+
+
+def fake_slurm(folder: Path, fail: str | None = None) -> dict[str, str]:
+    return {"PATH": fake_slurm_path(folder, fail=fail)}
+
+
+SMOKE = ("-m", "experiment=smoke", "hydra/launcher=slurm")
+
+
+def test_a_gpu_sweep_on_a_partition_without_gpus_is_refused_in_one_line(tmp_path):
+    proc = cli(*SMOKE, "trainer=gpu", f"hydra.sweep.dir={tmp_path / 's'}",
+               env=fake_slurm(tmp_path / "bin"))  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: partition debug cannot run this sweep's gpu jobs: 1 GPU(s) per job but its "
+        "nodes have no GPU (use trainer=cpu, or another partition)"
+    ]
+    assert not (tmp_path / "s").exists(), "nothing set up, nothing submitted"
+
+
+def test_too_many_cpus_and_an_unknown_partition_are_refused_in_one_line(tmp_path):
+    env = fake_slurm(tmp_path / "bin")
+    proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}", env=env)  # auto: 2 CPUs fit
+    cpus = cli(*SMOKE, "hydra.launcher.cpus_per_task=8", "hydra.launcher.poll_s=0.1",
+               f"hydra.sweep.dir={tmp_path / 't'}", env=env)  # fmt: skip
+    assert cpus.returncode == 2 and cpus.stderr.count("\n") == 1, cpus.stderr
+    assert "8 CPUs per job but its nodes have 2" in cpus.stderr
+    part = cli(*SMOKE, "hydra.launcher.partition=big", f"hydra.sweep.dir={tmp_path / 'u'}",
+               env=env)  # fmt: skip
+    assert part.returncode == 2 and part.stderr.count("\n") == 1, part.stderr
+    assert "partition=big is not a partition of this cluster; it has: debug, gpu" in part.stderr
+    # the fitting sweep got past the check and failed only at sbatch, in one line too
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert proc.stderr.startswith("error: sbatch did not take the jobs")
+
+
+def test_slurm_down_is_one_line_before_anything_is_set_up(tmp_path):
+    down = "sinfo: error: Unable to contact slurm controller (connect failure)"
+    proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}",
+               env=fake_slurm(tmp_path / "bin", fail=down))  # fmt: skip
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: SLURM refused `sinfo")
+    assert "Unable to contact slurm controller" in line and "is slurmctld up?" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_no_slurm_commands_is_one_line(tmp_path):
+    env = {"PATH": str(Path(os.__file__).parent)}  # no sinfo anywhere
+    proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: hydra/launcher=slurm needs SLURM's commands, but sinfo is not on PATH; run on a "
+        "login node of the cluster, or drop hydra/launcher=slurm to run here"
+    ]
+
+
+def test_jobs_that_share_a_dense_model_wait_for_one_of_them(make_cfg):
+    def job(*o: str):
+        return load(make_cfg("experiment=smoke", *o))
+
+    jobs = [job("sparsity=0.5"), job("sparsity=0.9"), job("sparsity=0.5", "seed=1"),
+            job("sparsity=0.9", "seed=2"),
+            job("schedule=iterative", "schedule.epochs=0")]  # fmt: skip
+    assert dense_waves(jobs, [0, 1, 2, 3, 4]) == [[0], [1, 2, 3, 4]]  # seeds 1, 2 alone
+    assert dense_waves(jobs, [1, 2, 4]) == [[1, 2, 4]]  # nothing shared: one wave
+    assert dense_waves(jobs, []) == []
+
+
+def test_a_finished_job_is_read_from_its_own_folder(tmp_path):
+    (tmp_path / "result.json").write_text('{"test_acc": 0.75}')
+    assert job_outcome(tmp_path) == 0.75
+    failed = tmp_path / "f"
+    failed.mkdir()
+    (failed / "error.txt").write_text("Traceback ...\nTrainingError: the loss is NaN\n")
+    assert job_outcome(failed) == "failed: TrainingError: the loss is NaN"
+    assert job_outcome(tmp_path / "none") == "ended without a result"
+
+
+def test_no_srun_warning_where_srun_exists_but_the_run_is_not_a_step(tmp_path):
+    """A login node has srun; Lightning would warn on every run that it is not used."""
+    proc = cli("experiment=smoke", "strategy=weight", "sparsity=0.5", "schedule.epochs=1",
+               f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}",
+               env=fake_slurm(tmp_path / "bin"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "available on your system but is not used" not in proc.stderr + proc.stdout
+
+
+def test_the_cluster_environment_is_slurms_only_inside_a_slurm_step(monkeypatch):
+    from pytorch_lightning.plugins.environments import LightningEnvironment, SLURMEnvironment
+
+    from prunelab.run import cluster_environment
+
+    for key in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    assert isinstance(cluster_environment(), LightningEnvironment)
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    env = cluster_environment()
+    assert isinstance(env, SLURMEnvironment) and not env.auto_requeue, "submitit requeues"
+    monkeypatch.setenv("SLURM_JOB_NAME", "interactive")  # a shell of salloc: a local run
+    assert isinstance(cluster_environment(), LightningEnvironment)
