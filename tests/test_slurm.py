@@ -82,6 +82,14 @@ def test_too_many_cpus_and_an_unknown_partition_are_refused_in_one_line(tmp_path
     assert proc.stderr.startswith("error: sbatch did not take the jobs")
 
 
+def test_a_stack_size_that_is_not_a_count_is_refused_in_one_line(tmp_path):
+    proc = cli(*SMOKE, "hydra.launcher.max_members=0", f"hydra.sweep.dir={tmp_path / 's'}",
+               env=fake_slurm(tmp_path / "bin"))  # fmt: skip
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: hydra.launcher.max_members must be ≥ 1, got 0")
+
+
 def test_slurm_down_is_one_line_before_anything_is_set_up(tmp_path):
     down = "sinfo: error: Unable to contact slurm controller (connect failure)"
     proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}",

@@ -250,3 +250,19 @@ def test_a_job_over_its_time_limit_is_requeued_and_finishes(slurm_env, tmp_path)
     assert driver.returncode == 0, (out + err)[-3000:]
     assert_resumed_and_whole(ckpt.parent, 30)
     assert "requeu" in "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err")).lower()
+
+
+def test_a_sweep_goes_to_slurm_as_one_stacked_job(slurm_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    stacked = [a.replace("=slurm", "=slurm_stacked") for a in LAUNCH]
+    args = ("-m", "experiment=smoke", *stacked, f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    proc = train(*args, env=slurm_env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    said = proc.stdout + proc.stderr
+    assert "submitted a cpu stack of 6 jobs as SLURM job" in said, said[-3000:]
+    done = results(sweep)
+    assert sorted((r["strategy"], r["sparsity"]) for r in done.values()) == sorted(
+        (s, k) for s in ("weight", "neuron") for k in (0.0, 0.5, 0.9)
+    )
+    assert all(r["numerics"]["threads"] == 1 for r in done.values())

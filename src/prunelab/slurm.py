@@ -168,6 +168,12 @@ def misfit(request: Mapping[str, Any], where: Partition) -> str | None:
 
 def check_request(params: Mapping[str, Any], accelerators: Iterable[str]) -> None:
     """Refuse, in one line, a sweep whose jobs the partition cannot run (before submission)."""
+    members = params.get("max_members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise SlurmError(
+            f"hydra.launcher.max_members must be ≥ 1, got {members} (1: one SLURM job per "
+            "config; more: stacks of up to that many, one SLURM job each)"
+        )
     where = partition(params.get("partition"))
     for device in sorted({device_of(a) for a in accelerators}):
         request = resources(params, device)

@@ -43,11 +43,12 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .jobs import compose_jobs
+from .jobs import LOG_FORMAT, compose_jobs
 
 log = logging.getLogger(__name__)
 # This launcher's own settings (not sbatch's or submitit's).
-OWN_KEYS = ("poll_s", "lost_after_s", "unreachable_after_s", "checkpoint_every_n_epochs")
+OWN_KEYS = ("poll_s", "lost_after_s", "unreachable_after_s", "checkpoint_every_n_epochs",
+            "max_members")  # fmt: skip
 
 
 class PrunelabSlurmLauncher(SlurmLauncher):
@@ -57,9 +58,11 @@ class PrunelabSlurmLauncher(SlurmLauncher):
         lost_after_s: float = 60.0,
         unreachable_after_s: float = 900.0,
         checkpoint_every_n_epochs: int = 1,
+        max_members: int = 1,
         **params: Any,
     ) -> None:
         super().__init__(**params)
+        self.max_members = max_members
         self.poll_s = poll_s
         self.lost_after_s = lost_after_s
         self.unreachable_after_s = unreachable_after_s
@@ -71,21 +74,12 @@ class PrunelabSlurmLauncher(SlurmLauncher):
         ``checkpoint_every_n_epochs`` epochs, within its ``checkpoint_max_share`` of the
         time, so that a requeue resumes mid-training; then Hydra's job. The cadence is not
         part of a result's identity, nor of its folder's name."""
-        cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-        if cpus and cpus.isdigit():
-            import torch
+        import torch
 
-            torch.set_num_threads(int(cpus))
+        use_slurm_cpus(torch)
         task, every = self.task_function, self.checkpoint_every_n_epochs
         assert task is not None
-
-        def with_checkpoints(cfg: DictConfig) -> Any:
-            if every and not cfg.checkpoint_every_n_epochs:
-                with open_dict(cfg):
-                    cfg.checkpoint_every_n_epochs = every
-            return task(cfg)
-
-        self.task_function = with_checkpoints
+        self.task_function = lambda cfg: task(with_checkpoints(cfg, every))
         return super().__call__(*args, **kwargs)
 
     def launch(
@@ -121,9 +115,13 @@ class PrunelabSlurmLauncher(SlurmLauncher):
                 f"finished, {len(attached)} still queued or running, {len(todo)} to submit"
             )
             failures += self.wait(list(attached.items()), cfgs, runs, overrides)
-            for wave in dense_waves(jobs, todo):
-                submitted = self.submit(wave, jobs, overrides, initial_job_idx, cfgs)
+            if self.max_members > 1:  # each stack one SLURM job, its dense models inside it
+                submitted = self.submit_stacks(todo, jobs, cfgs)
                 failures += self.wait(submitted, cfgs, runs, overrides)
+            else:
+                for wave in dense_waves(jobs, todo):
+                    submitted = self.submit(wave, jobs, overrides, initial_job_idx, cfgs)
+                    failures += self.wait(submitted, cfgs, runs, overrides)
         except PrunelabError as e:
             # One line, as every user error of the CLI; Hydra would print a traceback.
             print(f"error: {e}", file=sys.stderr)
@@ -178,6 +176,38 @@ class PrunelabSlurmLauncher(SlurmLauncher):
                 submitted.append((i, tracked))
         return submitted
 
+    def submit_stacks(
+        self, todo: list[int], jobs: list[Any], cfgs: list[DictConfig]
+    ) -> list[tuple[int, Tracked]]:
+        """Submit ``todo`` as stacks (``run.group_jobs``, at most ``max_members`` each), one
+        SLURM job per stack (one GPU for a GPU stack): every member of a stack is followed
+        through the stack's job."""
+        from prunelab.run import group_jobs
+        from prunelab.slurm import SlurmError, device_of, resources
+
+        submitted: list[tuple[int, Tracked]] = []
+        for group in group_jobs([jobs[i] for i in todo], self.max_members):
+            members = [todo[g] for g in group]
+            device = device_of(jobs[members[0]].trainer.accelerator)
+            executor = self.executor(resources(self.params, device))
+            every = self.checkpoint_every_n_epochs
+            configs = [OmegaConf.to_container(with_checkpoints(cfgs[i], every), resolve=True)
+                       for i in members]  # fmt: skip
+            try:
+                job = executor.submit(StackOnNode(), configs)
+            except Exception as e:
+                why = " ".join(str(e).split())[:300]
+                raise SlurmError(
+                    f"sbatch did not take the stack: {why}; is slurmctld up? (`sinfo` must "
+                    "answer) Nothing was lost: run the command again once it is"
+                ) from None
+            log.info(f"submitted a {device} stack of {len(members)} jobs as SLURM job {job.job_id}")
+            tracked = Tracked(job.job_id, Path(job.paths.result_pickle), Path(job.paths.stderr))
+            for i in members:
+                tracked.write(Path(str(cfgs[i].paths.output_dir)))
+                submitted.append((i, tracked))
+        return submitted
+
     def executor(self, request: dict[str, Any]) -> Any:
         """A submitit SLURM executor with this launcher's parameters and ``request``'s
         GPUs, CPUs and memory (the base launcher builds the same, with fixed resources)."""
@@ -206,7 +236,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
         log one line per job that did not finish. Returns those lines."""
         from prunelab.slurm import SlurmError, queue_states
 
-        pending = dict(submitted)
+        pending = dict(submitted)  # members of one stack share their Tracked
         if not pending:
             return []
         gone_since: dict[int, float] = {}
@@ -253,6 +283,46 @@ class PrunelabSlurmLauncher(SlurmLauncher):
             if pending:
                 time.sleep(self.poll_s)
         return failures
+
+
+def with_checkpoints(cfg: DictConfig, every: int) -> DictConfig:
+    """``cfg``, checkpointing every ``every`` epochs if it never would (0): on SLURM a requeue
+    should resume mid-training. The cadence is not part of a result's identity, nor of its
+    folder's name."""
+    if every and not cfg.checkpoint_every_n_epochs:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.checkpoint_every_n_epochs = every
+    return cfg
+
+
+class StackOnNode:
+    """What a stack's SLURM job runs: ``configs`` (resolved job configs) trained as one stack
+    (``run.run_jobs``), with as many torch threads as SLURM gave CPUs and prunelab's log
+    lines in the job's log. Each member writes its own folder; the driver reads them there.
+    ``checkpoint`` lets submitit requeue it on a time limit or preemption: the stack then
+    resumes from its ``last.ckpt``."""
+
+    def __call__(self, configs: list[dict[str, Any]]) -> None:
+        import torch
+
+        from prunelab.run import run_jobs
+
+        use_slurm_cpus(torch)
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout, force=True)
+        run_jobs([OmegaConf.create(c) for c in configs])
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def use_slurm_cpus(torch: Any) -> None:
+    """As many torch threads as SLURM gave the job CPUs (all of a node's, otherwise)."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit():
+        torch.set_num_threads(int(cpus))
 
 
 MARKER = ".slurm-job.json"

@@ -20,10 +20,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from .jobs import compose_jobs
+from .jobs import LOG_FORMAT, compose_jobs
 
 log = logging.getLogger(__name__)
-LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as Hydra's job logs
 
 
 class StackedLauncher(Launcher):
