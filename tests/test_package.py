@@ -203,6 +203,10 @@ def test_a_single_run_in_a_terminal_shows_a_progress_bar_and_a_pipe_gets_lines(t
     shown = run_in_terminal(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'tty'}", cwd=tmp_path)
     assert re.search(r"Epoch 1: +\d+%.*train/loss=[\d.]+, train/acc=[\d.]+, val/acc=", shown)
     assert "epoch 2/2" in shown, "the epoch lines stay"
+    # every log line starts a line of its own: the bar is cleared before it, never run into
+    mid_line = re.findall(r"[^\r\n]\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown)
+    assert mid_line == [], f"a log line starts in the middle of the bar's line: {mid_line}"
+    assert "Validation" not in shown and "Testing" not in shown, "one bar serves the run"
     piped = run_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'pipe'}", cwd=tmp_path)
     assert piped.returncode == 0 and "epoch 2/2" in piped.stdout + piped.stderr
     assert "Epoch 1:" not in piped.stdout + piped.stderr, "no bar where no one watches"

@@ -16,6 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
@@ -442,15 +443,59 @@ class EpochSummary(pl.Callback):
 class EpochBar(TQDMProgressBar):
     """Lightning's progress bar for a single run in a terminal: the epoch, its steps, and the
     last finished epoch's loss and accuracies (member 0's; the module records figures once per
-    epoch, so no step waits for the device to update the bar). No bar for validation."""
+    epoch, so no step waits for the device to update the bar).
+
+    One bar serves the run: none for validation, sanity checks or the final test (each would
+    print a bar of its own, "Testing DataLoader 2" after ours). While it is shown, the log
+    lines that go to the terminal are written through ``tqdm.write``, which clears the bar,
+    prints the line and redraws the bar below it: a log line never starts in the middle of
+    the bar's line."""
 
     KEYS = ("train/loss", "train/acc", "val/acc")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._streams: list[tuple[logging.StreamHandler, Any]] = []
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         figures = getattr(pl_module, "figures", {})
         return {k: f"{figures[f'm0/{k}']:.4f}" for k in self.KEYS if f"m0/{k}" in figures}
 
-    def init_validation_tqdm(self) -> Any:
-        bar = super().init_validation_tqdm()
-        bar.disable = True
-        return bar
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and handler.stream.isatty():
+                self._streams.append((handler, handler.setStream(BarSafeStream(handler.stream))))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for handler, stream in self._streams:
+            handler.setStream(stream)
+        self._streams.clear()
+        super().teardown(trainer, pl_module, stage)
+
+
+class BarSafeStream:
+    """A terminal stream for log lines while a progress bar is shown: each line goes through
+    ``tqdm.write`` (bar cleared, line printed, bar redrawn)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        if text.strip("\n"):
+            Tqdm.write(text.rstrip("\n"), file=self.stream)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
