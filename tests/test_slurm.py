@@ -10,7 +10,7 @@ import pytest
 
 from hydra_plugins.prunelab_launcher.slurm_launcher import dense_waves, job_outcome
 from prunelab import slurm
-from prunelab.config import load
+from prunelab.config import check_argv, load
 from prunelab.slurm import Partition, SlurmError
 
 from .conftest import FAKE_SINFO, fake_slurm_path
@@ -55,42 +55,48 @@ def fake_slurm(folder: Path, fail: str | None = None) -> dict[str, str]:
 SMOKE = ("-m", "experiment=smoke", "hydra/launcher=slurm")
 
 
-def test_a_gpu_sweep_on_a_partition_without_gpus_is_refused_in_one_line(tmp_path):
-    proc = cli(*SMOKE, "trainer=gpu", f"hydra.sweep.dir={tmp_path / 's'}",
-               env=fake_slurm(tmp_path / "bin"))  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "error: partition debug cannot run this sweep's gpu jobs: 1 GPU(s) per job but its "
-        "nodes have no GPU (use trainer=cpu, or another partition)"
-    ]
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ("trainer=gpu",),
+            "partition debug cannot run this sweep's gpu jobs: 1 GPU(s) per job "
+            "but its nodes have no GPU (use trainer=cpu, or another partition)",
+        ),
+        (
+            ("hydra.launcher.cpus_per_task=8",),
+            "partition debug cannot run this sweep's cpu "
+            "jobs: 8 CPUs per job but its nodes have 2; use hydra.launcher.cpus_per_task=2 or "
+            "fewer",
+        ),
+        (
+            ("hydra.launcher.partition=big",),
+            "hydra.launcher.partition=big is not a partition of this cluster; it has: debug, gpu",
+        ),
+        (
+            ("hydra.launcher.max_members=0",),
+            "hydra.launcher.max_members must be ≥ 1, got 0 (1: "
+            "one SLURM job per config; more: stacks of up to that many, one SLURM job each)",
+        ),
+    ],
+)
+def test_a_request_the_cluster_cannot_meet_is_refused_before_hydra_starts(
+    tmp_path, monkeypatch, extra, message
+):
+    monkeypatch.setenv("PATH", fake_slurm_path(tmp_path / "bin"))
+    with pytest.raises(SlurmError) as refused:
+        check_argv([*SMOKE, *extra, f"hydra.sweep.dir={tmp_path / 's'}"])
+    assert str(refused.value) == message
     assert not (tmp_path / "s").exists(), "nothing set up, nothing submitted"
 
 
-def test_too_many_cpus_and_an_unknown_partition_are_refused_in_one_line(tmp_path):
-    env = fake_slurm(tmp_path / "bin")
-    proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}", env=env)  # auto: 2 CPUs fit
-    cpus = cli(*SMOKE, "hydra.launcher.cpus_per_task=8", "hydra.launcher.poll_s=0.1",
-               f"hydra.sweep.dir={tmp_path / 't'}", env=env)  # fmt: skip
-    assert cpus.returncode == 2 and cpus.stderr.count("\n") == 1, cpus.stderr
-    assert "8 CPUs per job but its nodes have 2" in cpus.stderr
-    part = cli(*SMOKE, "hydra.launcher.partition=big", f"hydra.sweep.dir={tmp_path / 'u'}",
-               env=env)  # fmt: skip
-    assert part.returncode == 2 and part.stderr.count("\n") == 1, part.stderr
-    assert "partition=big is not a partition of this cluster; it has: debug, gpu" in part.stderr
-    # the fitting sweep got past the check and failed only at sbatch, in one line too
-    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert proc.stderr.startswith("error: sbatch did not take the jobs")
+def test_no_slurm_commands_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(Path(os.__file__).parent))  # no sinfo anywhere
+    with pytest.raises(SlurmError, match="needs SLURM's commands, but sinfo is not on PATH"):
+        check_argv([*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}"])
 
 
-def test_a_stack_size_that_is_not_a_count_is_refused_in_one_line(tmp_path):
-    proc = cli(*SMOKE, "hydra.launcher.max_members=0", f"hydra.sweep.dir={tmp_path / 's'}",
-               env=fake_slurm(tmp_path / "bin"))  # fmt: skip
-    assert proc.returncode == 2
-    [line] = proc.stderr.strip().splitlines()
-    assert line.startswith("error: hydra.launcher.max_members must be ≥ 1, got 0")
-
-
-def test_slurm_down_is_one_line_before_anything_is_set_up(tmp_path):
+def test_slurm_down_is_one_line_and_a_sweep_that_fits_fails_at_sbatch_in_one_line(tmp_path):
     down = "sinfo: error: Unable to contact slurm controller (connect failure)"
     proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}",
                env=fake_slurm(tmp_path / "bin", fail=down))  # fmt: skip
@@ -99,16 +105,11 @@ def test_slurm_down_is_one_line_before_anything_is_set_up(tmp_path):
     assert line.startswith("error: SLURM refused `sinfo")
     assert "Unable to contact slurm controller" in line and "is slurmctld up?" in line
     assert not (tmp_path / "s").exists()
-
-
-def test_no_slurm_commands_is_one_line(tmp_path):
-    env = {"PATH": str(Path(os.__file__).parent)}  # no sinfo anywhere
-    proc = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 's'}", env=env)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "error: hydra/launcher=slurm needs SLURM's commands, but sinfo is not on PATH; run on a "
-        "login node of the cluster, or drop hydra/launcher=slurm to run here"
-    ]
+    # the stand-in sbatch answers nonsense: past the checks, the driver stops in one line
+    fits = cli(*SMOKE, f"hydra.sweep.dir={tmp_path / 't'}", env=fake_slurm(tmp_path / "ok"))
+    assert fits.returncode == 1
+    [line] = fits.stderr.strip().splitlines()
+    assert line.startswith("error: sbatch did not take the jobs")
 
 
 def test_jobs_that_share_a_dense_model_wait_for_one_of_them(make_cfg):
@@ -155,3 +156,52 @@ def test_the_cluster_environment_is_slurms_only_inside_a_slurm_step(monkeypatch)
     assert isinstance(env, SLURMEnvironment) and not env.auto_requeue, "submitit requeues"
     monkeypatch.setenv("SLURM_JOB_NAME", "interactive")  # a shell of salloc: a local run
     assert isinstance(cluster_environment(), LightningEnvironment)
+
+
+def test_the_driver_settles_finished_failed_and_lost_jobs_and_never_waits_forever(
+    tmp_path, monkeypatch
+):
+    """The driver's wait, with SLURM's queue played by hand: a job still queued is waited
+    for; one that ended is read from its folder (result or error); one gone without a result
+    is lost after lost_after_s; SLURM silent for unreachable_after_s ends the wait."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.prunelab_launcher import slurm_launcher
+    from hydra_plugins.prunelab_launcher.slurm_launcher import PrunelabSlurmLauncher, Tracked
+
+    launcher = PrunelabSlurmLauncher(poll_s=0.01, lost_after_s=0.001, unreachable_after_s=0.2,
+                                     submitit_folder=str(tmp_path), max_num_timeout=0)  # fmt: skip
+    dirs = [tmp_path / f"job{i}" for i in range(4)]
+    for d in dirs:
+        d.mkdir()
+    tracked = [Tracked(f"7_{i}", tmp_path / f"7_{i}_result.pkl", tmp_path / f"7_{i}.err")
+               for i in range(4)]  # fmt: skip
+    cfgs = [OmegaConf.create({"paths": {"output_dir": str(d)}}) for d in dirs]
+    runs = [JobReturn() for _ in dirs]
+    overrides = {i: [f"sparsity=0.{i}"] for i in range(4)}
+    polls = []
+
+    def queue(ids):
+        """Poll 1: all queued. Then 0 ends with a result, 1 with an error, 2 vanishes, 3 runs
+        on (and is lost once SLURM falls silent)."""
+        polls.append(sorted(ids))
+        if len(polls) == 2:
+            tracked[0].result.write_text("")
+            (dirs[0] / "result.json").write_text('{"test_acc": 0.5}')
+            tracked[1].result.write_text("")
+            (dirs[1] / "error.txt").write_text("TrainingError: the loss is NaN")
+        if len(polls) >= 6:
+            raise slurm.SlurmError("SLURM refused `squeue`: connection refused")
+        return {"7_3": "RUNNING"} | ({"7_0": "RUNNING", "7_1": "RUNNING", "7_2": "PENDING"}
+                                    if len(polls) == 1 else {})  # fmt: skip
+
+    monkeypatch.setattr(slurm, "queue_states", queue)
+    failures = launcher.wait(list(enumerate(tracked)), cfgs, runs, overrides)
+    assert runs[0].status == JobStatus.COMPLETED and runs[0].return_value == 0.5
+    assert [r.status for r in runs[1:]] == [JobStatus.FAILED] * 3
+    assert failures[0] == (f"job sparsity=0.1: failed: TrainingError: the loss is NaN "
+                           f"(log: {tracked[1].log})")  # fmt: skip
+    assert "job sparsity=0.2: SLURM job 7_2 left the queue without a result" in failures[1]
+    assert failures[2].startswith("job sparsity=0.3: SLURM has not answered for 0 s")
+    assert len(failures) == 3 and slurm_launcher.Tracked is Tracked

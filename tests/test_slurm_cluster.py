@@ -78,28 +78,36 @@ def wait_for(what, timeout: float = 120.0, every: float = 0.5):
     raise AssertionError(f"not within {timeout} s: {what.__doc__ or what}")
 
 
-def test_a_sweep_and_its_report_through_slurm_and_a_rerun_submits_nothing(slurm_env, tmp_path):
-    sweep = tmp_path / "sweep"
-    first = train(*SWEEP, *LAUNCH, f"hydra.sweep.dir={sweep}",
-                  f"paths.cache_dir={tmp_path / 'cache'}", env=slurm_env)  # fmt: skip
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "0 still queued or running, 2 to submit" in first.stderr + first.stdout
+def test_a_stacked_sweep_and_its_report_through_slurm_and_a_rerun_submits_nothing(
+    slurm_env, tmp_path
+):
+    """The smoke sweep as one stacked SLURM job; its report; the same sweep again, one job
+    per config this time: all found finished, nothing submitted."""
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    stacked = [a.replace("=slurm", "=slurm_stacked") for a in LAUNCH]
+    first = train("-m", "experiment=smoke", *stacked, f"hydra.sweep.dir={sweep}",
+                  f"paths.cache_dir={cache}", env=slurm_env)  # fmt: skip
+    said = first.stdout + first.stderr
+    assert first.returncode == 0, said[-3000:]
+    assert "0 still queued or running, 6 to submit" in said
+    assert "submitted a cpu stack of 6 jobs as SLURM job" in said, said[-3000:]
     done = results(sweep)
-    assert sorted(r["sparsity"] for r in done.values()) == [0.0, 0.9]
+    assert sorted((r["strategy"], r["sparsity"]) for r in done.values()) == sorted(
+        (s, k) for s in ("weight", "neuron") for k in (0.0, 0.5, 0.9)
+    )
     assert all(r["numerics"]["threads"] == 1 for r in done.values()), "threads = its CPUs"
-    assert not any("srun" in p.read_text() for p in sweep.glob(".submitit/*/*.err"))
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err"))
+    assert "is available on your system but is not used" not in logs
     report = subprocess.run([sys.executable, "-m", "prunelab.report", str(sweep)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert report.returncode == 0, report.stderr[-2000:]
     assert (sweep / "report" / "report.md").is_file()
-    started = time.monotonic()
-    again = train(*SWEEP, *LAUNCH, f"hydra.sweep.dir={sweep}",
-                  f"paths.cache_dir={tmp_path / 'cache'}", env=slurm_env)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = train("-m", "experiment=smoke", *LAUNCH, f"hydra.sweep.dir={sweep}",
+                  f"paths.cache_dir={cache}", env=slurm_env)  # fmt: skip
     said = again.stderr + again.stdout
-    assert "2 already finished, 0 still queued or running, 0 to submit" in said
+    assert again.returncode == 0, said[-3000:]
+    assert "6 already finished, 0 still queued or running, 0 to submit" in said
     assert "submitted" not in said
-    assert time.monotonic() - started < 60
 
 
 def test_a_cancelled_job_is_one_line_the_others_finish_and_a_rerun_does_the_rest(
@@ -182,42 +190,31 @@ def assert_resumed_and_whole(job_dir: Path, epochs: int) -> None:
     assert json.loads((job_dir / RESULT_FILE).read_text())["sparsity"] == 0.9
 
 
-def test_a_requeued_job_resumes_mid_training_from_its_checkpoint(slurm_env, tmp_path):
+def test_a_left_driver_and_a_requeued_job_lose_nothing_and_submit_nothing_twice(
+    slurm_env, tmp_path
+):
+    """The driver is killed (a closed terminal) while its job trains; the job is requeued
+    (`scontrol requeue`, as for preemption) after its first checkpoint; a re-run of the
+    command waits for the job instead of submitting it again, and the job resumes from its
+    last.ckpt mid-training."""
     sweep = tmp_path / "sweep"
-    args = (*LONG, "schedule.epochs=12", *LAUNCH, f"hydra.sweep.dir={sweep}",
+    args = (*LONG, "schedule.epochs=10", *LAUNCH, f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
     driver = run_in_background(args, slurm_env)
     try:
         ckpt = wait_for(lambda: next(sweep.glob("*/last.ckpt"), None))
-        [(job, state)] = squeue(slurm_env)
-        assert state == "RUNNING"
-        scontrol(slurm_env, "requeue", job)
-        out, err = finish_releasing_holds(driver, slurm_env)
     finally:
         driver.kill()
-    assert driver.returncode == 0, (out + err)[-3000:]
-    assert_resumed_and_whole(ckpt.parent, 12)
-
-
-def test_a_driver_left_mid_sweep_is_replaced_by_a_rerun_that_submits_nothing_twice(
-    slurm_env, tmp_path
-):
-    sweep = tmp_path / "sweep"
-    args = (*LONG, "schedule.epochs=8", *LAUNCH, f"hydra.sweep.dir={sweep}",
-            f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
-    driver = run_in_background(args, slurm_env)
-    try:
-        wait_for(lambda: squeue(slurm_env))
-    finally:
-        driver.kill()  # the user's terminal closed: the job goes on
         driver.communicate(timeout=10)
-    rerun = train(*args, env=slurm_env)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    said = rerun.stderr + rerun.stdout
-    assert "0 already finished, 1 still queued or running, 0 to submit" in said, said[-3000:]
-    assert "submitted" not in said
-    [result] = results(sweep).values()
-    assert result["sparsity"] == 0.9 and squeue(slurm_env) == []
+    [(job, state)] = squeue(slurm_env)
+    assert state == "RUNNING"
+    scontrol(slurm_env, "requeue", job)
+    rerun = run_in_background(args, slurm_env)
+    out, err = finish_releasing_holds(rerun, slurm_env)
+    assert rerun.returncode == 0, (out + err)[-3000:]
+    assert "0 already finished, 1 still queued or running, 0 to submit" in out + err
+    assert "submitted" not in out + err
+    assert_resumed_and_whole(ckpt.parent, 10)
 
 
 def test_slurm_down_is_one_line(slurm_env, tmp_path):
@@ -225,6 +222,7 @@ def test_slurm_down_is_one_line(slurm_env, tmp_path):
     conf = Path(slurm_env["SLURM_CONF"]).read_text()
     dead = re.sub(r"(?m)^SlurmctldPort=\d+", "SlurmctldPort=9", conf)
     assert dead != conf
+    dead += "MessageTimeout=1\n"  # the client gives up at once instead of retrying for 9 s
     (tmp_path / "slurm.conf").write_text(dead)
     proc = train(*SWEEP, *LAUNCH, f"hydra.sweep.dir={tmp_path / 's'}",
                  env={"SLURM_CONF": str(tmp_path / "slurm.conf")})  # fmt: skip
@@ -236,9 +234,9 @@ def test_slurm_down_is_one_line(slurm_env, tmp_path):
 
 def test_a_job_over_its_time_limit_is_requeued_and_finishes(slurm_env, tmp_path):
     """A 1-minute limit, signalled 30 s before it: submitit checkpoints and requeues the job
-    (max_num_timeout), which resumes from its last.ckpt and finishes (about 35 s of epochs)."""
+    (max_num_timeout), which resumes from its last.ckpt and finishes (about 28 s of epochs)."""
     sweep = tmp_path / "sweep"
-    args = (*LONG, "schedule.epochs=30", *LAUNCH, "hydra.launcher.timeout_min=1",
+    args = (*LONG, "schedule.epochs=24", *LAUNCH, "hydra.launcher.timeout_min=1",
             "hydra.launcher.signal_delay_s=30", f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
     driver = run_in_background(args, slurm_env)
@@ -248,21 +246,5 @@ def test_a_job_over_its_time_limit_is_requeued_and_finishes(slurm_env, tmp_path)
     finally:
         driver.kill()
     assert driver.returncode == 0, (out + err)[-3000:]
-    assert_resumed_and_whole(ckpt.parent, 30)
+    assert_resumed_and_whole(ckpt.parent, 24)
     assert "requeu" in "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err")).lower()
-
-
-def test_a_sweep_goes_to_slurm_as_one_stacked_job(slurm_env, tmp_path):
-    sweep = tmp_path / "sweep"
-    stacked = [a.replace("=slurm", "=slurm_stacked") for a in LAUNCH]
-    args = ("-m", "experiment=smoke", *stacked, f"hydra.sweep.dir={sweep}",
-            f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
-    proc = train(*args, env=slurm_env)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    said = proc.stdout + proc.stderr
-    assert "submitted a cpu stack of 6 jobs as SLURM job" in said, said[-3000:]
-    done = results(sweep)
-    assert sorted((r["strategy"], r["sparsity"]) for r in done.values()) == sorted(
-        (s, k) for s in ("weight", "neuron") for k in (0.0, 0.5, 0.9)
-    )
-    assert all(r["numerics"]["threads"] == 1 for r in done.values())

@@ -7,9 +7,10 @@ Kept free of heavy imports: Hydra imports every plugin at start-up.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, run_job
+from hydra.core.utils import JobReturn, JobStatus, run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -50,3 +51,10 @@ def compose_jobs(
             )
         )
     return cfgs, runs
+
+
+def settle(run: JobReturn, outcome: Any) -> None:
+    """Give a job what it returned (its test accuracy), or the exception that stands for its
+    failure."""
+    run.status = JobStatus.FAILED if isinstance(outcome, BaseException) else JobStatus.COMPLETED
+    run.return_value = outcome

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .jobs import LOG_FORMAT, compose_jobs
+from .jobs import LOG_FORMAT, compose_jobs, settle
 
 log = logging.getLogger(__name__)
 # This launcher's own settings (not sbatch's or submitit's).
@@ -102,7 +102,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
             if done is None:
                 missing.append(i)
             else:
-                _settle(runs[i], done["test_acc"])
+                settle(runs[i], done["test_acc"])
         overrides = {i: list(o) for i, o in enumerate(job_overrides)}
         failures: list[str] = []
         try:
@@ -126,6 +126,14 @@ class PrunelabSlurmLauncher(SlurmLauncher):
             # One line, as every user error of the CLI; Hydra would print a traceback.
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            print(
+                "left the sweep: its submitted jobs go on in SLURM; run the same command again "
+                "to wait for them (nothing is submitted twice), or prunelab.report on "
+                f"{self.config.hydra.sweep.dir} to see what finished",
+                file=sys.stderr,
+            )
+            raise SystemExit(130) from None
         if failures:
             print(
                 f"error: {len(failures)} of {len(jobs)} jobs did not finish (above); the others "
@@ -145,7 +153,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
     ) -> list[tuple[int, Tracked]]:
         """Submit the jobs ``wave`` (indices), one array per device; each job's ``Tracked``,
         also written into its folder (``MARKER``) for a later driver."""
-        from prunelab.slurm import SlurmError, device_of, resources
+        from prunelab.slurm import device_of, resources
 
         by_device: dict[str, list[int]] = {}
         for i in wave:
@@ -163,15 +171,10 @@ class PrunelabSlurmLauncher(SlurmLauncher):
             try:
                 array = executor.map_array(self, *zip(*params, strict=True))
             except Exception as e:  # sbatch refused or did not answer
-                why = " ".join(str(e).split())[:300]
-                raise SlurmError(
-                    f"sbatch did not take the jobs: {why}; is slurmctld up? (`sinfo` must "
-                    "answer) Nothing was lost: run the command again once it is"
-                ) from None
+                raise sbatch_refused("jobs", e) from None
             log.info(f"submitted {len(array)} {device} job(s) as SLURM array {array[0].job_id}")
             for i, job in zip(indices, array, strict=True):
-                tracked = Tracked(job.job_id, Path(job.paths.result_pickle),
-                                  Path(job.paths.stderr))  # fmt: skip
+                tracked = Tracked.of(job)
                 tracked.write(Path(str(cfgs[i].paths.output_dir)))
                 submitted.append((i, tracked))
         return submitted
@@ -183,7 +186,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
         SLURM job per stack (one GPU for a GPU stack): every member of a stack is followed
         through the stack's job."""
         from prunelab.run import group_jobs
-        from prunelab.slurm import SlurmError, device_of, resources
+        from prunelab.slurm import device_of, resources
 
         submitted: list[tuple[int, Tracked]] = []
         for group in group_jobs([jobs[i] for i in todo], self.max_members):
@@ -195,14 +198,10 @@ class PrunelabSlurmLauncher(SlurmLauncher):
                        for i in members]  # fmt: skip
             try:
                 job = executor.submit(StackOnNode(), configs)
-            except Exception as e:
-                why = " ".join(str(e).split())[:300]
-                raise SlurmError(
-                    f"sbatch did not take the stack: {why}; is slurmctld up? (`sinfo` must "
-                    "answer) Nothing was lost: run the command again once it is"
-                ) from None
+            except Exception as e:  # sbatch refused or did not answer
+                raise sbatch_refused("stack", e) from None
             log.info(f"submitted a {device} stack of {len(members)} jobs as SLURM job {job.job_id}")
-            tracked = Tracked(job.job_id, Path(job.paths.result_pickle), Path(job.paths.stderr))
+            tracked = Tracked.of(job)
             for i in members:
                 tracked.write(Path(str(cfgs[i].paths.output_dir)))
                 submitted.append((i, tracked))
@@ -247,7 +246,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
             line = f"job {' '.join(filter_overrides(overrides[i]))}: {why}"
             log.error(line)
             failures.append(line)
-            _settle(runs[i], RuntimeError(line))
+            settle(runs[i], RuntimeError(line))
             del pending[i]
 
         while pending:
@@ -273,7 +272,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
                 elif job.result.exists():  # ended: submitit wrote its end
                     outcome = job_outcome(Path(str(cfgs[i].paths.output_dir)))
                     if isinstance(outcome, float):
-                        _settle(runs[i], outcome)
+                        settle(runs[i], outcome)
                         del pending[i]
                     else:
                         fail(i, f"{outcome} (log: {job.log})")
@@ -337,6 +336,11 @@ class Tracked(NamedTuple):
     result: Path
     log: Path
 
+    @classmethod
+    def of(cls, job: Any) -> Tracked:
+        """The record of a submitit job just submitted."""
+        return cls(str(job.job_id), Path(job.paths.result_pickle), Path(job.paths.stderr))
+
     def write(self, job_dir: Path) -> None:
         """Leave this record in the job's folder (``MARKER``), for a later driver."""
         from prunelab.results import write_json_atomic
@@ -351,6 +355,17 @@ class Tracked(NamedTuple):
             return cls(str(raw["job_id"]), Path(raw["result"]), Path(raw["log"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def sbatch_refused(what: str, error: Exception) -> Exception:
+    """sbatch refused the ``what`` or did not answer: one line, with sbatch's own words."""
+    from prunelab.slurm import SlurmError
+
+    why = " ".join(str(error).split())[:300]
+    return SlurmError(
+        f"sbatch did not take the {what}: {why}; is slurmctld up? (`sinfo` must answer) "
+        "Nothing was lost: run the command again once it is"
+    )
 
 
 def still_queued(job_dirs: dict[int, Path]) -> dict[int, Tracked]:
@@ -399,12 +414,3 @@ def dense_waves(jobs: Sequence[Any], missing: list[int]) -> list[list[int]]:
     first = sorted(i for key, i in leaders.items() if shared[key] > 1)
     rest = [i for i in missing if i not in first]
     return [wave for wave in (first, rest) if wave]
-
-
-def _settle(run: JobReturn, outcome: float | BaseException) -> None:
-    """Give a job its test accuracy, or the exception that stands for its failure."""
-    if isinstance(outcome, BaseException):
-        run.status = JobStatus.FAILED
-    else:
-        run.status = JobStatus.COMPLETED
-    run.return_value = outcome

@@ -13,14 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
+from hydra.core.utils import JobReturn, configure_log, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from .jobs import LOG_FORMAT, compose_jobs
+from .jobs import LOG_FORMAT, compose_jobs, settle
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +64,9 @@ class StackedLauncher(Launcher):
                 log.info(f"stacked run of jobs {[initial_job_idx + i for i in group]}")
                 outcomes = run_jobs([jobs[i] for i in group])
                 for i, outcome in zip(group, outcomes, strict=True):
-                    _settle(runs[i], outcome)
+                    failed = isinstance(outcome, BaseException)
+                    settle(runs[i], outcome if failed else outcome["test_acc"])
         finally:
             logging.getLogger().removeHandler(handler)
             handler.close()
         return runs
-
-
-def _settle(run: JobReturn, outcome: Any) -> None:
-    """Give a job the outcome of its stacked run: its test accuracy, or the exception."""
-    if isinstance(outcome, BaseException):
-        run.status = JobStatus.FAILED
-        run.return_value = outcome
-    else:
-        run.status = JobStatus.COMPLETED
-        run.return_value = outcome["test_acc"]
