@@ -26,9 +26,10 @@
 #
 # A dry run of the plumbing on a CPU (what tests/test_gpu_check.py does): GPU_CHECK_TRAINER=cpu
 # runs every step with trainer=cpu, PRUNELAB_FAKE_GPU_COUNT=1 lets the pool start, and
-# GPU_CHECK_QUICK=1 shrinks every sweep to one seed, one epoch, 600 images. The GPU checks
-# still run; what a CPU must find (skipped GPU tests, jobs on the CPU) is reported in the row
-# as "dry run: n/a (…)" instead of failing it, and the summary says it was a dry run.
+# GPU_CHECK_QUICK=1 shrinks every sweep to one seed, k = 0 and 0.9, one epoch, 600 images.
+# The GPU checks still run; what a CPU must find (skipped GPU tests, jobs on the CPU) is
+# reported in the row as "dry run: n/a (…)" instead of failing it, and the summary says it
+# was a dry run.
 set -uo pipefail
 
 if [ $# -ne 1 ]; then
@@ -45,8 +46,9 @@ SEED_QUICK=()
 DRY=()
 BENCH=(--tf32)
 if [ -n "${GPU_CHECK_QUICK:-}" ]; then
-    QUICK=(data.limit=600 inference_batch_size=null schedule.epochs=1 seed=0)
-    SEED_QUICK=(data.limit=600 inference_batch_size=null schedule.ramp_epochs=1 seed=0)
+    QUICK=(data.limit=600 inference_batch_size=null schedule.epochs=1 seed=0 sparsity=0,0.9)
+    SEED_QUICK=(data.limit=600 inference_batch_size=null schedule.ramp_epochs=1 seed=0
+        sparsity=0,0.9)
     BENCH=(--members 2 4 --epochs 2 --limit 600)
 fi
 if [ "$TRAINER" = cpu ]; then

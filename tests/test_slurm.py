@@ -11,7 +11,8 @@ import pytest
 from hydra_plugins.prunelab_launcher.slurm_launcher import dense_waves, job_outcome
 from prunelab import slurm
 from prunelab.config import check_argv, load
-from prunelab.slurm import Partition, SlurmError
+from prunelab.errors import SlurmError
+from prunelab.slurm import Partition
 
 from .conftest import FAKE_SINFO, fake_slurm_path
 from .test_launchers import cli

@@ -13,6 +13,10 @@ class ConfigError(PrunelabError):
     """A config value is unknown, out of range or inconsistent."""
 
 
+class SlurmError(ConfigError):
+    """SLURM is missing, does not answer, or cannot meet a sweep's request."""
+
+
 class PluginError(ConfigError):
     """A method or dataset name that no registry holds and no import path reaches."""
 

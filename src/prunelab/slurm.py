@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prunelab.errors import ConfigError
+from prunelab.errors import SlurmError
 
 AUTO = "auto"
 # What ``auto`` asks for, per device: a CPU job trains with as many threads as it has CPUs;
@@ -31,10 +31,6 @@ AUTO_RESOURCES = {
 }
 RESOURCE_KEYS = ("gpus_per_node", "cpus_per_task", "mem_gb")
 CLIENT_TIMEOUT_S = 20.0
-
-
-class SlurmError(ConfigError):
-    """SLURM is missing, does not answer, or cannot meet the request."""
 
 
 def device_of(accelerator: str) -> str:

@@ -233,7 +233,8 @@ class PrunelabSlurmLauncher(SlurmLauncher):
     ) -> list[str]:
         """Poll until every submitted job finished, failed or was lost; settle each run and
         log one line per job that did not finish. Returns those lines."""
-        from prunelab.slurm import SlurmError, queue_states
+        from prunelab.errors import SlurmError
+        from prunelab.slurm import queue_states
 
         pending = dict(submitted)  # members of one stack share their Tracked
         if not pending:
@@ -359,7 +360,7 @@ class Tracked(NamedTuple):
 
 def sbatch_refused(what: str, error: Exception) -> Exception:
     """sbatch refused the ``what`` or did not answer: one line, with sbatch's own words."""
-    from prunelab.slurm import SlurmError
+    from prunelab.errors import SlurmError
 
     why = " ".join(str(error).split())[:300]
     return SlurmError(
