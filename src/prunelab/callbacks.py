@@ -473,7 +473,8 @@ class EpochBar(TQDMProgressBar):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         for handler in logging.getLogger().handlers:
-            if type(handler) is logging.StreamHandler and handler.stream.isatty():
+            terminal = getattr(handler.stream, "isatty", lambda: False)()
+            if type(handler) is logging.StreamHandler and terminal:
                 self._streams.append((handler, handler.setStream(BarSafeStream(handler.stream))))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
