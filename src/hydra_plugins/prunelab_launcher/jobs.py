@@ -7,10 +7,11 @@ Kept free of heavy imports: Hydra imports every plugin at start-up.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, run_job
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -25,7 +26,11 @@ def compose_jobs(
 ) -> tuple[list[DictConfig], list[JobReturn]]:
     """Each job's folder, ``.hydra/`` record and log set up, and its config with
     ``paths.output_dir`` and every ``${hydra:...}`` resolved (while that job's HydraConfig is
-    set); the JobReturns to settle once the jobs have run."""
+    set); the JobReturns to settle once the jobs have run. The sweep's folder is made, and
+    Hydra's own logging is in place before and after (each job's set-up switches to its log)."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     cfgs: list[DictConfig] = []
 
     def collect(cfg: DictConfig) -> None:
@@ -50,6 +55,7 @@ def compose_jobs(
                 job_subdir_key="hydra.sweep.subdir",
             )
         )
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return cfgs, runs
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -90,11 +90,7 @@ class PrunelabSlurmLauncher(SlurmLauncher):
         from prunelab.run import prior_result
 
         assert self.config is not None and self.hydra_context is not None
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         cfgs, runs = compose_jobs(self.config, self.hydra_context, job_overrides, initial_job_idx)
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         jobs = [load(cfg) for cfg in cfgs]  # checked before Hydra started (config.argv)
         missing = []
         for i, job in enumerate(jobs):

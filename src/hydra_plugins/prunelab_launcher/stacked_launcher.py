@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra.core.utils import JobReturn, configure_log, setup_globals
+from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -46,16 +46,10 @@ class StackedLauncher(Launcher):
         from prunelab.run import group_jobs, run_jobs
 
         assert self.config is not None and self.hydra_context is not None
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        groups_hint = f"at most {self.max_members} per stack"
-        log.info(f"Setting up {len(job_overrides)} jobs to train stacked ({groups_hint})")
-
         cfgs, runs = compose_jobs(self.config, self.hydra_context, job_overrides, initial_job_idx)
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        handler = logging.FileHandler(sweep_dir / "stacked.log")
+        groups_hint = f"at most {self.max_members} per stack"
+        log.info(f"Set up {len(job_overrides)} jobs to train stacked ({groups_hint})")
+        handler = logging.FileHandler(Path(str(self.config.hydra.sweep.dir)) / "stacked.log")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
         try:
