@@ -21,10 +21,11 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
 from prunelab.config.schema import ScheduleConfig
-from prunelab.criteria import Batch
+from prunelab.criteria import CRITERIA, Batch
 from prunelab.data import BatchLoader, scoring_batches
+from prunelab.dst import reset_grown_state, update_topology
 from prunelab.module import member_accuracy
-from prunelab.nets import StackedMLP, fresh_weights
+from prunelab.nets import StackedMLP, fresh_weights, prunable_layers
 from prunelab.pruning import Sparsity
 from prunelab.selection import Method
 
@@ -102,6 +103,9 @@ class PruningCallback(pl.Callback):
         # sparsity each member's masks were last computed at; None while dense
         self.current: list[float | None] = [None] * len(self.methods)
         self._figures: list[dict[str, float]] | None = None  # until the masks change
+        # weights grown this epoch per member (a tensor on the device; 0 after an epoch
+        # without updates), None for a schedule that never moves weights
+        self._grown: Tensor | int | None = 0 if schedule.MOVES_WEIGHTS else None
 
     @property
     def pruned(self) -> bool:
@@ -111,10 +115,11 @@ class PruningCallback(pl.Callback):
         """The training loader whose images data-driven criteria score on."""
         self.data = loader
 
-    def batches_for(self, members: Sequence[int], event: int) -> list[Batch]:
+    def batches_for(self, members: Sequence[int], event: int, force: bool = False) -> list[Batch]:
         """Scoring batches of ``members`` at prune event ``event`` (none for a method that
-        does not need data); x is (M, B, in) over *all* members when seeds differ."""
-        if not any(self.methods[i].needs_data for i in members):
+        does not need data, unless ``force``); x is (M, B, in) over *all* members when seeds
+        differ."""
+        if not force and not any(self.methods[i].needs_data for i in members):
             return []
         if self.data is None:
             raise RuntimeError("a criterion needs data but the callback was given no loader")
@@ -233,6 +238,33 @@ class PruningCallback(pl.Callback):
             self.prune(trainer, pl_module, due, [targets[i] for i in due])  # type: ignore[misc]
             if self.schedule.after_prune is not None:
                 self.rewind(trainer, pl_module)
+        fraction = self.schedule.topology_update(step, spe)
+        if fraction:
+            self.move_weights(trainer, pl_module, fraction)
+
+    def move_weights(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, fraction: float
+    ) -> None:
+        """Sparse training's drop-and-grow (``dst.update_topology``) of every member at once:
+        ``fraction`` of each pruned layer's live weights move; the optimizer state of the
+        dropped and of the newly grown weights is zeroed; the count of grown weights is
+        added to this epoch's ``topology/grown``."""
+        net, step = pl_module.net, trainer.global_step
+        drop = CRITERIA.get(self.schedule.drop)()
+        grow = CRITERIA.get(self.schedule.grow)()
+        batches: list[Batch] = []
+        if drop.needs_data or grow.needs_data:
+            batches = self.batches_for(range(len(self.methods)), step, force=True)
+        pruned = [i for i, p in enumerate(prunable_layers(len(net.layers), self.prune_output)) if p]
+        weights = [layer.weight.data for layer in net.layers]
+        grown = update_topology(weights, net.all_masks(), pruned, drop, grow, fraction,
+                                self.seeds, step, batches)  # fmt: skip
+        members = list(range(len(self.methods)))
+        for opt in trainer.optimizers:
+            mask_optimizer_state(opt, net, members)
+            reset_grown_state(opt, [net.layers[i].weight for i in pruned], grown)
+        counts = sum(g.sum(dim=(1, 2)) for g in grown)
+        self._grown = counts if self._grown is None else self._grown + counts
 
     def on_train_batch_end(
         self,
@@ -247,6 +279,12 @@ class PruningCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.record_figures(pl_module)
+        if self._grown is not None:  # sparse training: weights grown this epoch, per member
+            grown = (
+                self._grown.tolist() if isinstance(self._grown, Tensor) else [0] * len(self.methods)
+            )
+            pl_module.record({f"m{i}/topology/grown": float(n) for i, n in enumerate(grown)})
+            self._grown = 0
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         due = [i for i, k in enumerate(self.current) if k != self.sparsities[i]]

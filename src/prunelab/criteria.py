@@ -277,6 +277,37 @@ class SNIP(Criterion):
         return [(w * g).abs() for w, g in zip(ctx.pruned_weights(), grads, strict=True)]
 
 
+def dense_gradients(ctx: ScoreContext) -> list[Tensor]:
+    """d(loss)/d(w · mask) of each pruned layer averaged over ``ctx.batches``: the gradient
+    the net would give every weight, dead ones included, if all were live (RigL's "dense
+    gradient"). Taken with respect to the masked weights themselves, so a dead weight, 0,
+    gets the gradient it would have at 0 instead of the 0 the mask's product gives it."""
+    live = [(w * m).detach().clone().requires_grad_(True)
+            for w, m in zip(ctx.weights, ctx.masks, strict=True)]  # fmt: skip
+    ones = [torch.ones_like(m, dtype=torch.bool) for m in ctx.masks]
+    sums = [torch.zeros_like(live[i]) for i in ctx.pruned]
+    with torch.enable_grad():
+        for x, y in ctx.batches:
+            logits, _ = forward(live, ones, x)
+            grads = torch.autograd.grad(member_losses(logits, y).sum(), live)
+            for acc, i in zip(sums, ctx.pruned, strict=True):
+                acc += grads[i]
+    return [acc / len(ctx.batches) for acc in sums]
+
+
+@CRITERIA.register("gradient")
+class DenseGradient(Criterion):
+    """|∂L/∂w| of the dense gradient (``dense_gradients``): how fast the loss would fall if
+    a weight, live or dead, moved. RigL's growth score (Evci et al. 2020); as a pruning
+    score it keeps the weights the loss is most sensitive to right now."""
+
+    needs_data = True
+
+    def scores(self, ctx: ScoreContext) -> list[Tensor]:
+        require_batches(ctx, "gradient")
+        return [g.abs() for g in dense_gradients(ctx)]
+
+
 @CRITERIA.register("grasp")
 class GraSP(Criterion):
     """GraSP (Wang et al. 2020, "Picking winning tickets before training by preserving

@@ -10,15 +10,20 @@ Every schedule trains dense for ``epochs`` epochs, then prunes during a window o
   trains all weights (pruned ones regrow from 0), then prunes back to k at its last step, so
   each epoch's evaluation sees a model at exactly k;
 - ``lottery``: one-shot, then the surviving weights are rewound to an earlier epoch's values
-  and retrained (``callbacks.PruningCallback``, ``module.lr_factor``).
+  and retrained (``callbacks.PruningCallback``, ``module.lr_factor``);
+- ``init``, ``set``, ``rigl``: no dense phase: pruned before the first step; ``set`` and
+  ``rigl`` then move part of the live weights every ΔT steps, a share that decays by
+  ``cosine_fraction`` (``dst``).
 
 Their settings, and what follows from them (total epochs, the learning rate's horizon), are
-the schedule classes of ``config.schema``. All start from the same dense phase, so the dense
-cache serves every schedule (iterative's learning rate decays over its window too, which the
-cache key includes).
+the schedule classes of ``config.schema``. Those with a dense phase start from the same one,
+so the dense cache serves them all (iterative's learning rate decays over its window too,
+which the cache key includes).
 """
 
 from __future__ import annotations
+
+import math
 
 
 def cubic_ramp(step: int, start: int, end: int, k: float) -> float:
@@ -78,3 +83,12 @@ def iterative_releases_at(
     start = dense_epochs * steps_per_epoch
     end = start + window_epochs * steps_per_epoch
     return start < step < end and step % steps_per_epoch == 0
+
+
+def cosine_fraction(step: int, end_step: int, fraction: float) -> float:
+    """The drop fraction at ``step``: ``fraction`` decayed by a half cosine to 0 at
+    ``end_step`` (RigL's ``drop_fraction_anneal='cosine'``), so the topology settles before
+    training ends and the last epochs fine-tune a fixed mask."""
+    if step >= end_step:
+        return 0.0
+    return fraction * 0.5 * (1.0 + math.cos(math.pi * step / end_step))

@@ -18,8 +18,9 @@ import numpy as np
 
 # init: the network's initial weights; batches: the training batch order of one epoch;
 # mask: the random controls' scores; reinit: the lottery control's fresh initial weights;
-# score: the training images a data-driven criterion scores on at one prune event.
-PURPOSES = ("init", "batches", "mask", "reinit", "score")
+# score: the training images a data-driven criterion scores on at one prune event;
+# grow: SET's random growth scores at one topology update (dst.update_topology).
+PURPOSES = ("init", "batches", "mask", "reinit", "score", "grow")
 
 
 def seed_for(seed: int, purpose: str, *index: int) -> int:

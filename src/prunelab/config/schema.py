@@ -24,7 +24,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from prunelab.registry import Registry
-from prunelab.schedules import iterative_prunes_after, iterative_releases_at, target_sparsity
+from prunelab.schedules import (
+    cosine_fraction,
+    iterative_prunes_after,
+    iterative_releases_at,
+    target_sparsity,
+)
 
 CHALLENGE_SIZES = [784, 1000, 1000, 500, 200, 10]
 # Choices that belong to the schema's own vocabulary; criteria, allocations, schedules and
@@ -117,7 +122,7 @@ class StrategyConfig:
     criterion: str = setting(
         help="how each weight or unit is scored (higher = kept): magnitude, unit_l2, random, "
         "random_unit, snip, grasp, synflow, taylor, taylor_unit, activation, apoz, "
-        "activation_out, lamp, or a plug-in package.module:Class",
+        "activation_out, lamp, gradient, or a plug-in package.module:Class",
         label="strategy.criterion",
         example="strategy.criterion=snip",
     )
@@ -167,6 +172,8 @@ class ScheduleConfig:
     KIND: ClassVar[str] = ""
     # Repeated prunes (one per epoch of a window) are logged at DEBUG, the final one at INFO.
     QUIET_PRUNES: ClassVar[bool] = False
+    # Moves live weights during training (``topology_update``): sparse training's schedules.
+    MOVES_WEIGHTS: ClassVar[bool] = False
     name: str = setting(help="the schedule; pick it with schedule=…", label="schedule")
     epochs: int = setting(5, "dense training epochs before pruning", low=0)
     finetune_epochs: int = setting(0, "epochs of training after pruning, masks fixed", low=0)
@@ -236,6 +243,11 @@ class ScheduleConfig:
         """Whether masks are recomputed at the final k once ``steps_done`` steps are done."""
         return False
 
+    def topology_update(self, step: int, steps_per_epoch: int) -> float | None:
+        """The share of live weights to move (drop, then grow as many) before step
+        ``step``; None where the topology stays (every schedule but sparse training)."""
+        return None
+
     def problems(self) -> list[str]:
         """What is wrong with these settings together, as one-line messages."""
         if self.total_epochs == 0:
@@ -272,6 +284,76 @@ class AtInitSchedule(ScheduleConfig):
     @property
     def lr_epochs(self) -> int:
         return self.epochs
+
+
+@dataclass
+class DynamicSparseSchedule(AtInitSchedule):
+    """Sparse training from scratch with a moving topology (SET, RigL): the net starts at
+    `sparsity` before its first step (the strategy's mask: random + erk as RigL), and every
+    update_every_steps steps drops drop_fraction of each layer's live weights (lowest
+    `drop` scores) and grows as many (highest `grow` scores), the fraction decaying by a
+    cosine to 0 at end_fraction of training; grown weights start at 0 with a fresh optimizer
+    state, and each layer's live count never changes. Defaults from google-research/rigl's
+    MNIST script (ΔT = 100, drop fraction 0.3, cosine) and the RigL paper (end at 75 %)."""
+
+    KIND: ClassVar[str] = "set"
+    MOVES_WEIGHTS: ClassVar[bool] = True
+    name: str = setting("set", "the schedule; pick it with schedule=…", label="schedule")
+    epochs: int = setting(20, "epochs of sparse training from scratch", low=1)
+    update_every_steps: int = setting(100, "optimizer steps between topology updates (ΔT)", low=1)
+    drop_fraction: float = setting(
+        0.3, "share of each layer's live weights moved at the first update", low=0, high=1
+    )
+    end_fraction: float = setting(
+        0.75,
+        "updates stop after this share of the training steps (the drop fraction reaches 0 "
+        "there by a cosine)",
+        low=0,
+        high=1,
+        low_open=True,
+    )
+    drop: str = setting("magnitude", "criterion whose lowest live weights are dropped")
+    grow: str = setting(
+        "random", "criterion whose highest dead weights are grown: random (SET), gradient (RigL)"
+    )
+
+    def end_step(self, steps_per_epoch: int) -> int:
+        """The step from which the topology stays fixed."""
+        return round(self.end_fraction * self.epochs * steps_per_epoch)
+
+    def topology_update(self, step: int, steps_per_epoch: int) -> float | None:
+        end = self.end_step(steps_per_epoch)
+        if step <= 0 or step >= end or step % self.update_every_steps:
+            return None
+        return cosine_fraction(step, end, self.drop_fraction)
+
+    def problems(self) -> list[str]:
+        # here, not at the top: the schema stays importable without torch's start-up cost
+        from prunelab.criteria import CRITERIA
+
+        out = []
+        for key in ("drop", "grow"):
+            name = getattr(self, key)
+            if name not in CRITERIA:
+                out.append(f"unknown schedule.{key} criterion {name!r}; choose one of: "
+                           f"{', '.join(CRITERIA.names())}")  # fmt: skip
+            elif CRITERIA.get(name).unit:
+                out.append(f"schedule.{key}={name} scores units; sparse training moves "
+                           "single weights (use magnitude, random or gradient)")  # fmt: skip
+        return out + super().problems()
+
+
+@dataclass
+class RigLSchedule(DynamicSparseSchedule):
+    """RigL (Evci et al. 2020): SET's schedule, growing the dead weights with the largest
+    dense-gradient magnitude (``criteria.DenseGradient``) on strategy.score_batches batches
+    of strategy.score_batch_size images of the run's score stream."""
+
+    KIND: ClassVar[str] = "rigl"
+    name: str = setting("rigl", "the schedule; pick it with schedule=…", label="schedule")
+    grow: str = setting(
+        "gradient", "criterion whose highest dead weights are grown: random (SET), gradient (RigL)"
+    )
 
 
 @dataclass
@@ -371,7 +453,15 @@ def is_schedule(obj: object) -> bool:
 
 
 SCHEDULES: Registry[type[ScheduleConfig]] = Registry("schedule", "schedule", is_schedule)
-for _cls in (OneshotSchedule, AtInitSchedule, GradualSchedule, IterativeSchedule, LotterySchedule):
+for _cls in (
+    OneshotSchedule,
+    AtInitSchedule,
+    GradualSchedule,
+    IterativeSchedule,
+    LotterySchedule,
+    DynamicSparseSchedule,
+    RigLSchedule,
+):
     SCHEDULES.add(_cls.KIND, _cls)
 
 
