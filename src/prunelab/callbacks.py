@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,6 +28,7 @@ from prunelab.dst import reset_grown_state, update_topology
 from prunelab.module import member_accuracy
 from prunelab.nets import StackedMLP, fresh_weights, prunable_layers
 from prunelab.pruning import Sparsity
+from prunelab.results import save_state_atomic
 from prunelab.selection import Method
 
 log = logging.getLogger(__name__)
@@ -298,6 +300,23 @@ class PruningCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.current = list(state_dict["current"])
         self._figures = None
+
+
+class SaveWeightsAt(pl.Callback):
+    """Save member 0's weights and masks (a ``MaskedMLP`` state dict) as they are before
+    optimizer step ``step`` to ``path``: the rewind point that every level of an IMP job
+    (``levels``) rewinds to, written once, atomically, by its dense training."""
+
+    def __init__(self, step: int, path: str) -> None:
+        super().__init__()
+        self.step, self.path = step, Path(path)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step == self.step:
+            net = pl_module.net.unstack(0)
+            save_state_atomic(self.path, {k: v.cpu() for k, v in net.state_dict().items()})
 
 
 class WeightAveraging(pl.Callback):

@@ -95,6 +95,7 @@ class PruningModule(pl.LightningModule):
                 "lr_epochs": schedule.lr_epochs,
                 "total_epochs": schedule.total_epochs,
                 "rewind_epoch": schedule.rewind_to,
+                "lr_offset": schedule.lr_offset,
                 "steps_per_epoch": steps_per_epoch,
             }
         )
@@ -404,11 +405,21 @@ def build_optimizers(params: Iterable[Tensor], hp: Mapping[str, Any]) -> dict[st
         rewind_epoch=hp["rewind_epoch"],
     )
     spe = hp["steps_per_epoch"]
+    offset = float(hp.get("lr_offset", 0.0))
+    if offset:  # a run that starts part-way through the main schedule (an IMP level)
+        factor = partial(offset_factor, factor, offset, hp["lr_epochs"])
     if spe:
         scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: factor(step / spe))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def offset_factor(factor: Callable[[float], float], offset: float, horizon: int,
+                  epoch: float) -> float:  # fmt: skip
+    """``factor`` ``offset`` epochs later, held at its last epoch's value past ``horizon``
+    (a retrain rewound to a step inside an epoch runs up to one epoch past the schedule)."""
+    return factor(min(epoch + offset, horizon - 0.5))
 
 
 def lr_factor(

@@ -44,6 +44,7 @@ from prunelab.callbacks import (
     EpochSummary,
     FinetuneGuard,
     PruningCallback,
+    SaveWeightsAt,
     WeightAveraging,
 )
 from prunelab.config import (
@@ -57,7 +58,7 @@ from prunelab.config import (
     stack_key,
 )
 from prunelab.data import BatchLoader, RawDataset, dataset_summary, load_dataset, make_splits
-from prunelab.errors import MismatchError, TrainingError
+from prunelab.errors import ConfigError, MismatchError, TrainingError
 from prunelab.identity import config_hash, identity
 from prunelab.logs import MemberLoggers, csv_log
 from prunelab.module import PruningModule
@@ -214,6 +215,8 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
     check_environment(base)
     torch.set_float32_matmul_precision(base.float32_matmul_precision)
     quiet_lightning()
+    if base.schedule.RUNS_LEVELS:
+        return [train_levels(stack)]
     started = time.perf_counter(), time.time()
     stack.workdir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(base)
@@ -270,6 +273,22 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
     for name in (LAST_CKPT, LAST_MANIFEST, EXPANDED_CKPT):
         (stack.workdir / name).unlink(missing_ok=True)
     return results
+
+
+def train_levels(stack: Stack) -> dict[str, Any]:
+    """A job of several trainings, one per level (``levels.run_levels``), and its summary
+    result; levels run one after another, so such a job trains alone."""
+    from prunelab.levels import run_levels  # levels runs each level through run_jobs
+
+    if len(stack.jobs) > 1:
+        raise ConfigError(
+            f"schedule={stack.base.schedule.name} trains its levels one after another and "
+            "cannot share a stack; run it with the default launcher"
+        )
+    result = run_levels(stack.base)
+    save_result(stack.outs[0], result, None)
+    log_result(result, stack.outs[0])
+    return result
 
 
 def logger_of(job: Config) -> Logger:
@@ -342,6 +361,11 @@ def fit(
     """
     base = stack.base
     members = [seeded_mlp(base.model.sizes, job.seed) for job in stack.jobs]
+    start_file = base.schedule.start_file
+    if start_file is not None:  # an IMP level: weights and final masks from the level runner
+        state = torch.load(start_file, weights_only=True)
+        for member in members:
+            member.load_state_dict(state)
     pruning = PruningCallback(
         [job_method(job) for job in stack.jobs],
         [job.sparsity for job in stack.jobs],
@@ -353,8 +377,12 @@ def fit(
         score_batches=base.strategy.score_batches,
         score_batch_size=base.strategy.score_batch_size,
     )
+    if start_file is not None:
+        pruning.current = [job.sparsity for job in stack.jobs]
     summary = EpochSummary()
     callbacks: list[pl.Callback] = [pruning, summary]
+    if base.schedule.saves_weights_at is not None:
+        callbacks.append(SaveWeightsAt(*base.schedule.saves_weights_at))
     dense_epochs = base.schedule.dense_epochs
     averaged = base.optim.average_epochs(dense_epochs)
     if averaged:

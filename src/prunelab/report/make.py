@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prunelab.report.levels import levels_report
 from prunelab.report.markdown import markdown
 from prunelab.report.plots import X_AXES, plot_all
 from prunelab.report.read import ReportError, epoch_curves, read_sweep, summary_table
@@ -30,5 +31,6 @@ def make_report(
     plots = []
     if len(summary):
         plots = plot_all(summary, epoch_curves(sweep, summary), out, title or root.name, x)
-    write_text_atomic(out / "report.md", markdown(sweep, summary, plots))
+    extra, level_plots = levels_report([r for _, r in sweep.results], out, title or root.name)
+    write_text_atomic(out / "report.md", markdown(sweep, summary, plots + level_plots, extra))
     return out

@@ -9,7 +9,7 @@ per group (the fine-tune-length table of ``experiment=finetune_length``, for ins
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -248,8 +248,11 @@ def per_layer_table(agg: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str]) -> str:
-    """The human-readable report: settings and tables first, then what failed, the plots."""
+def markdown(
+    sweep: Sweep, summary: pd.DataFrame, plots: list[str], extra: Sequence[str] = ()
+) -> str:
+    """The human-readable report: settings and tables first (``extra``: sections of their
+    own, such as IMP's levels), then what failed, the plots."""
     lines = [f"# Pruning report: `{sweep.root}`", ""]
     n_jobs = len(sweep.results) + len(sweep.failed) + len(sweep.missing)
     lines += [
@@ -285,6 +288,7 @@ def markdown(sweep: Sweep, summary: pd.DataFrame, plots: list[str]) -> str:
         lines += layout(agg, drop_cell)
         lines += arm_tables(agg)
         lines += per_layer_table(agg)
+    lines += list(extra)
     if sweep.failed:
         lines += ["## Failed jobs", ""]
         for job, err in sweep.failed:
