@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 results3 probes smoke test test-all lint bench clean
+.PHONY: install challenge recipes results results2 results3 results4 probes smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ results2: install
 
 results3: install
 	PY=$(PY) bash scripts/run_results3.sh
+
+# docs/RESULTS.md, fourth round: SET/RigL, IMP levels and the family on LeNet-300-100, 3 seeds.
+results4: install
+	PY=$(PY) bash scripts/run_results4.sh
 
 # docs/RESULTS.md: the one-seed probes behind the fine-tune learning rate and the guard;
 # about 5 min on 2 CPU cores.

@@ -1,0 +1,167 @@
+"""The tables of docs/RESULTS.md's fourth round, from the sweeps of ``scripts/run_results4.sh``
+on LeNet-300-100: sparse training from scratch (SET, RigL, the static random ERK mask) against
+Dettmers & Zettlemoyer's numbers, IMP's levels against both controls, and the whole family
+side by side at 90 / 95 / 98 % against its training cost in epochs (``family.png``).
+
+Reads every ``result.json`` under ``<root>/<arm>`` (numbers verbatim from the runs) and prints
+markdown; mean ± std (ddof=1) over seeds in %, paired differences with a two-sided paired
+t-test (``results3_tables.paired``).
+
+    python scripts/results4_tables.py outputs/round4 > outputs/round4/tables.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prunelab.report.levels import level_rows, level_stats, levels_table
+from prunelab.report.read import job_dirs
+from prunelab.results import read_result
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results3_tables import header, load, paired, pm, row
+
+DST_KS = (0.9, 0.917, 0.95, 0.98)
+FAMILY_KS = (0.9, 0.95, 0.98)
+DETTMERS = {0.98: 1.99, 0.917: 1.43}  # sparse momentum, LeNet-300-100, test error %
+DST_LABEL = {"set": "SET", "rigl": "RigL", "init": "static random ERK mask (control)"}
+
+
+def dst_section(df: pd.DataFrame) -> list[str]:
+    """Test accuracy per sparse-training method and k, test error against the paper, and the
+    paired differences that say whether moving the weights, and how, helps."""
+    lines = ["### Sparse training from scratch: test accuracy %", ""]
+    lines += header("method", DST_KS)
+    for sched, label in DST_LABEL.items():
+        part = df[df["schedule"] == sched]
+        lines.append(row(label, (pm(part[part["sparsity"] == k]["test_acc"]) for k in DST_KS)))
+    lines += ["", "### Test error % at the published densities", ""]
+    lines += ["| method | 2 % density (98 % removed) | 8.3 % density (91.7 % removed) |",
+              "|---|---|---|"]  # fmt: skip
+    lines.append(f"| sparse momentum (Dettmers & Zettlemoyer 2019) | {DETTMERS[0.98]} | "
+                 f"{DETTMERS[0.917]} |")  # fmt: skip
+    for sched, label in DST_LABEL.items():
+        part = df[df["schedule"] == sched]
+        cells = [pm(1 - part[part["sparsity"] == k]["test_acc"]) for k in (0.98, 0.917)]
+        lines.append(row(label, cells))
+    lines += ["", "### Paired differences (points, by seed)", ""]
+    lines += header("difference", DST_KS)
+    acc = df.set_index(["schedule", "sparsity", "seed"])["test_acc"].sort_index()
+    for a, b in (("rigl", "set"), ("set", "init"), ("rigl", "init")):
+        cells = []
+        for k in DST_KS:
+            try:
+                cells.append(paired((acc[a, k] - acc[b, k]).dropna()))
+            except KeyError:
+                cells.append("–")
+        lines.append(row(f"{DST_LABEL[a].split(' ')[0]} − {DST_LABEL[b].split(' ')[0]}", cells))
+    return [*lines, ""]
+
+
+def imp_results(folder: Path) -> list[dict[str, Any]]:
+    return [r for job in job_dirs(folder) if (r := read_result(job)) is not None]
+
+
+def imp_section(results: list[dict[str, Any]]) -> list[str]:
+    rows = level_rows(results)
+    if rows.empty:
+        return []
+    return ["### IMP levels (ticket, random mask, fresh init)", "",
+            *levels_table(level_stats(rows)), ""]  # fmt: skip
+
+
+def family_points(root: Path) -> pd.DataFrame:
+    """One row per (method, k, seed): test accuracy, training epochs, the sparsity reached.
+    IMP's ticket enters at the first level whose sparsity of all weights is ≥ k."""
+    points = []
+    for arm, method_of in (
+        ("family_lenet300", lambda r: f"{r['schedule']} + fine-tune" if r["schedule"] == "oneshot"
+         else "gradual"),
+        ("dst_lenet300", lambda r: {"set": "SET", "rigl": "RigL", "init": "static random ERK"}
+         [r["schedule"]]),
+        ("snip_init_30ep", lambda r: "SNIP at init"),
+    ):  # fmt: skip
+        df = load(root / arm) if (root / arm).is_dir() else pd.DataFrame()
+        for _, r in df.iterrows():
+            if round(r["sparsity"], 3) in FAMILY_KS:
+                total = r["epochs"] + r["finetune_epochs"] + r.get("ramp_epochs", 0)
+                points.append({"method": method_of(r), "k": round(r["sparsity"], 3),
+                               "seed": r["seed"], "test_acc": r["test_acc"],
+                               "epochs": total, "reached": r["fig:sparsity/global"]})  # fmt: skip
+    if (root / "imp_lenet300").is_dir():
+        for r in imp_results(root / "imp_lenet300"):
+            tickets = [x for x in r["levels"] if x["arm"] == "ticket"]
+            epochs = 0
+            for x in tickets:
+                epochs += x["epochs"]
+                x["cost"] = epochs
+            for k in FAMILY_KS:
+                first = next((x for x in tickets if 1 - x["kept_all"] >= k), None)
+                if first is not None:
+                    points.append({"method": "IMP ticket", "k": k, "seed": r["seed"],
+                                   "test_acc": first["test_acc"], "epochs": first["cost"],
+                                   "reached": 1 - first["kept_all"]})  # fmt: skip
+    return pd.DataFrame(points)
+
+
+def family_section(points: pd.DataFrame, out: Path) -> list[str]:
+    if points.empty:
+        return []
+    lines = ["### The family side by side: test accuracy % (training epochs; sparsity reached)",
+             ""]  # fmt: skip
+    lines += header("method", FAMILY_KS)
+    for method, part in points.groupby("method", sort=False):
+        cells = []
+        for k in FAMILY_KS:
+            p = part[part["k"] == k]
+            cells.append(f"{pm(p['test_acc'])} ({p['epochs'].mean():.0f} ep; "
+                         f"{100 * p['reached'].mean():.1f} %)" if len(p) else "–")  # fmt: skip
+        lines.append(row(str(method), cells))
+    plot_family(points, out / "family.png")
+    return [*lines, "", "![family](family.png)", ""]
+
+
+def plot_family(points: pd.DataFrame, path: Path) -> None:
+    """Test accuracy against training epochs, one panel per k, one point per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(FAMILY_KS), figsize=(15, 4.2))
+    for ax, k in zip(axes, FAMILY_KS, strict=True):
+        for method, part in points[points["k"] == k].groupby("method", sort=False):
+            acc = 100 * part["test_acc"].to_numpy()
+            ax.errorbar(part["epochs"].mean(), acc.mean(), yerr=np.std(acc, ddof=1) if
+                        len(acc) > 1 else 0, marker="o", capsize=3, label=str(method))  # fmt: skip
+        ax.set_xscale("log")
+        ax.set(title=f"{100 * k:g} % of the weights removed", xlabel="training epochs (log)",
+               ylabel="test accuracy (%)")  # fmt: skip
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="the OUT folder of run_results4.sh")
+    args = parser.parse_args(argv)
+    lines = []
+    if (args.root / "dst_lenet300").is_dir():
+        lines += dst_section(load(args.root / "dst_lenet300"))
+    if (args.root / "imp_lenet300").is_dir():
+        lines += imp_section(imp_results(args.root / "imp_lenet300"))
+    lines += family_section(family_points(args.root), args.root)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
