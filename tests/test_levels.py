@@ -153,3 +153,23 @@ def test_the_report_draws_every_level_and_leaves_the_level_runs_out_of_its_main_
     assert all(arm in head for arm in ("ticket", "random", "reinit"))
     assert sum(line.startswith("| 2 |") for line in table) == 1
     assert "1 of 1 jobs finished" in text, "the level runs are not jobs of the sweep"
+
+
+def test_a_global_allocation_removes_a_fifth_of_all_pruned_weights_and_a_step_rewinds(
+    make_cfg, tmp_path
+):
+    result = run_job(make_cfg(*TINY, "schedule.levels=1", "schedule.controls=false",
+                              "strategy=global_weight", "schedule.rewind_step=1"))  # fmt: skip
+    out = tmp_path / "run"
+    kept = [int(m.sum()) for m in masks(level_dir(out, 1, "ticket") / MODEL_FILE)]
+    total = 784 * 32 + 32 * 16
+    assert kept[0] + kept[1] == total - round(0.2 * total)
+    assert kept[0] != round(0.8 * 784 * 32), "one threshold over both layers, not 20 % each"
+    level = json.loads((level_dir(out, 1, "ticket") / RESULT_FILE).read_text())
+    assert level["config"]["schedule"]["offset"] == pytest.approx(1 / 3), "3 steps an epoch"
+    assert level["epochs"] == 2, "a rewind inside the first epoch retrains the whole budget"
+    init = torch.load(out / LEVELS_DIR / REWIND_FILE, weights_only=True)["layers.0.weight"]
+    from prunelab.nets import seeded_mlp
+
+    assert not torch.equal(init, seeded_mlp(SIZES, 0).layers[0].weight.detach()), "step 1"
+    assert result["levels"][1]["sparsity"] == pytest.approx(0.2)
