@@ -33,9 +33,10 @@ DETTMERS = {0.98: 1.99, 0.917: 1.43}  # sparse momentum, LeNet-300-100, test err
 DST_LABEL = {"set": "SET", "rigl": "RigL", "init": "static random ERK mask (control)"}
 
 
-def dst_section(df: pd.DataFrame) -> list[str]:
-    """Test accuracy per sparse-training method and k, test error against the paper, and the
-    paired differences that say whether moving the weights, and how, helps."""
+def dst_section(df: pd.DataFrame, long: pd.DataFrame | None = None) -> list[str]:
+    """Test accuracy per sparse-training method and k, test error against the paper (and of
+    RigL trained 100 epochs, ``long``), and the paired differences that say whether moving
+    the weights, and how, helps."""
     lines = ["### Sparse training from scratch: test accuracy %", ""]
     lines += header("method", DST_KS)
     for sched, label in DST_LABEL.items():
@@ -50,6 +51,9 @@ def dst_section(df: pd.DataFrame) -> list[str]:
         part = df[df["schedule"] == sched]
         cells = [pm(1 - part[part["sparsity"] == k]["test_acc"]) for k in (0.98, 0.917)]
         lines.append(row(label, cells))
+    if long is not None and not long.empty:
+        cells = [pm(1 - long[long["sparsity"] == k]["test_acc"]) for k in (0.98, 0.917)]
+        lines.append(row("RigL, 100 epochs", cells))
     lines += ["", "### Paired differences (points, by seed)", ""]
     lines += header("difference", DST_KS)
     acc = df.set_index(["schedule", "sparsity", "seed"])["test_acc"].sort_index()
@@ -68,12 +72,56 @@ def imp_results(folder: Path) -> list[dict[str, Any]]:
     return [r for job in job_dirs(folder) if (r := read_result(job)) is not None]
 
 
+IMP_PAIRED_LEVELS = (3, 7, 11, 15, 19)  # 51, 21, 8.9, 3.9 and 1.8 % of the weights kept
+POOLED_FROM = 12  # levels from 7.2 % of the weights kept on
+
+
 def imp_section(results: list[dict[str, Any]]) -> list[str]:
+    """Every level's mean ± std, then paired differences at a few levels: the ticket
+    against both controls and against the dense net (level 0) of the same seed, in test
+    accuracy and in early-stop epoch."""
     rows = level_rows(results)
     if rows.empty:
         return []
-    return ["### IMP levels (ticket, random mask, fresh init)", "",
-            *levels_table(level_stats(rows)), ""]  # fmt: skip
+    lines = ["### IMP levels (ticket, random mask, fresh init)", "",
+             *levels_table(level_stats(rows)), ""]  # fmt: skip
+    levels = [lv for lv in IMP_PAIRED_LEVELS if lv in set(rows["level"])]
+    if not levels:
+        return lines
+    by = rows.set_index(["level", "arm", "seed"]).sort_index()
+    kept = {lv: 100 * rows[rows["level"] == lv]["kept_all"].mean() for lv in levels}
+    lines += ["### IMP, paired by seed (points; epochs)", "",
+              "| difference | " + " | ".join(f"level {lv} ({kept[lv]:.1f} % kept)"
+                                          for lv in levels) + " |",
+              "|---|" + "---|" * len(levels)]  # fmt: skip
+
+    def diff(key: str, a: tuple[int | None, str], b: tuple[int | None, str], scale: float) -> str:
+        cells = []
+        for lv in levels:
+            x = by.loc[(lv if a[0] is None else a[0], a[1])][key]
+            y = by.loc[(lv if b[0] is None else b[0], b[1])][key]
+            cells.append(paired((x - y).dropna() * scale))  # paired() reads fractions
+        return " | ".join(cells)
+
+    for label, key, a, b, scale in (
+        ("ticket − random mask, test acc", "test_acc", (None, "ticket"), (None, "random"), 1),
+        ("ticket − fresh init, test acc", "test_acc", (None, "ticket"), (None, "reinit"), 1),
+        ("ticket − dense, test acc", "test_acc", (None, "ticket"), (0, "ticket"), 1),
+        ("ticket − dense, early-stop epoch", "best_val_epoch", (None, "ticket"), (0, "ticket"),
+         0.01),
+        ("ticket − random mask, early-stop epoch", "best_val_epoch", (None, "ticket"),
+         (None, "random"), 0.01),
+        ("ticket − fresh init, early-stop epoch", "best_val_epoch", (None, "ticket"),
+         (None, "reinit"), 0.01),
+    ):  # fmt: skip
+        lines.append(f"| {label} | {diff(key, a, b, scale)} |")
+    deep = rows[rows["level"] >= POOLED_FROM].groupby(["arm", "seed"])["best_val_epoch"].mean()
+    vs_random = paired((deep["ticket"] - deep["random"]).dropna() / 100)
+    vs_reinit = paired((deep["ticket"] - deep["reinit"]).dropna() / 100)
+    lines += ["", f"Early-stop epoch averaged over levels {POOLED_FROM}–{rows['level'].max()} "
+              f"per seed, then paired by seed: ticket − random mask {vs_random}, ticket − fresh "
+              f"init {vs_reinit} (epochs)."]  # fmt: skip
+    return [*lines, ""]
 
 
 def family_points(root: Path) -> pd.DataFrame:
@@ -155,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = []
     if (args.root / "dst_lenet300").is_dir():
-        lines += dst_section(load(args.root / "dst_lenet300"))
+        long = args.root / "rigl_100ep"
+        lines += dst_section(
+            load(args.root / "dst_lenet300"), load(long) if long.is_dir() else None
+        )
     if (args.root / "imp_lenet300").is_dir():
         lines += imp_section(imp_results(args.root / "imp_lenet300"))
     lines += family_section(family_points(args.root), args.root)

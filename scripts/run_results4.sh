@@ -6,6 +6,7 @@
 #   imp_lenet300        IMP, 19 levels of 20 %, with both controls at every level
 #   family_lenet300     one-shot global magnitude + fine-tune, and gradual, 90/95/98 %
 #   snip_init_30ep      SNIP at init, 90/95/98 %, 30 epochs (the protocol of dst_lenet300)
+#   rigl_100ep          RigL at the published densities (98 and 91.7 %) trained 100 epochs
 # All on LeNet-300-100, 3 seeds. Usage: bash scripts/run_results4.sh [arm ...]
 # (default: all; OUT=dir, PY=python)
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-outputs/round4}
 ARMS=("$@")
-[ ${#ARMS[@]} -gt 0 ] || ARMS=(dst_lenet300 imp_lenet300 family_lenet300 snip_init_30ep)
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(dst_lenet300 imp_lenet300 family_lenet300 snip_init_30ep rigl_100ep)
 
 sweep() {  # sweep DIR OVERRIDES...: one resumable sweep into $OUT/DIR, then its report
   local dir=$1 t0=$SECONDS; shift
@@ -30,6 +31,8 @@ for arm in "${ARMS[@]}"; do
     snip_init_30ep)
       sweep "$arm" experiment=init_lenet300 strategy=snip strategy.shuffle=false \
         sparsity=0.9,0.95,0.98 schedule.epochs=30 ;;
+    rigl_100ep)
+      sweep "$arm" experiment=dst_lenet300 schedule=rigl sparsity=0.917,0.98 schedule.epochs=100 ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
 done
