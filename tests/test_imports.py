@@ -23,8 +23,10 @@ LAYERS = {
     "prunelab.functional": 1,
     # what a SLURM cluster offers and holds (its client commands)
     "prunelab.slurm": 1,
-    # the methods: criteria score, allocations count per layer, selection makes the masks
+    # the methods: criteria score, allocations count per layer, selection makes the masks,
+    # sparse training moves them
     "prunelab.criteria": 1.5, "prunelab.allocation": 1.6, "prunelab.selection": 1.7,
+    "prunelab.dst": 1.8,
     # data and the networks
     "prunelab.data": 2, "prunelab.nets": 2,
     # what the nets become for inference; the config: its schema, the tree and --help, every
@@ -32,12 +34,14 @@ LAYERS = {
     "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,
     "prunelab.config.checks": 3.2, "prunelab.config.argv": 3.3, "prunelab.config.launch": 3.4,
     "prunelab.config": 3.5,
-    # the LightningModule; the GPU pool's locks
-    "prunelab.module": 4, "prunelab.gpus": 4,
+    # the LightningModule; the GPU pool's locks; IMP's levels (each run through the
+    # orchestrator, which hands itself over)
+    "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4,
     # what a run is made of: callbacks, resuming, the dense cache; the report reads results:
     # its statistics, reading a sweep, plots, markdown, one report, its command line
     "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,
     "prunelab.report.stats": 5, "prunelab.report.read": 5.1, "prunelab.report.plots": 5.1,
+    "prunelab.report.levels": 5.1,
     "prunelab.report.markdown": 5.2, "prunelab.report.make": 5.3, "prunelab.report": 5.4,
     "prunelab.report.__main__": 5.5,
     # the one orchestrator

@@ -13,7 +13,7 @@ from prunelab.errors import ConfigError
 from prunelab.levels import LEVELS_DIR, REWIND_FILE, START_FILE, SUMMARY_FILE, level_dir
 from prunelab.module import offset_factor
 from prunelab.results import MODEL_FILE, RESULT_FILE
-from prunelab.run import run_job, run_jobs
+from prunelab.run import group_jobs, run_job, run_jobs
 
 SIZES = [784, 32, 16, 10]
 TINY = ("schedule=imp", "schedule.epochs=2", "schedule.levels=2", "model.sizes=[784,32,16,10]",
@@ -139,6 +139,7 @@ def test_imp_jobs_cannot_share_a_stack_and_check_the_rewind_epoch(make_cfg, tmp_
             for s in (0, 1)]  # fmt: skip
     outcomes = run_jobs(cfgs)
     assert all(isinstance(o, ConfigError) and "cannot share a stack" in str(o) for o in outcomes)
+    assert group_jobs([*cfgs, make_cfg("seed=3"), make_cfg("seed=4")], 8) == [[2, 3], [0], [1]]
 
 
 def test_the_report_draws_every_level_and_leaves_the_level_runs_out_of_its_main_table(imp_run):

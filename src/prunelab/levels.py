@@ -7,7 +7,8 @@ the budget; the next level prunes the retrained ticket. Each training is a run o
 ``levels/L<level>-<arm>/`` in the job's folder, with its own log, ``result.json`` and
 ``model.pt``, and goes through ``run.run_jobs`` like any job: a finished level is returned
 without training, an interrupted one resumes from its ``last.ckpt``, so an IMP job resumes
-level by level. Every level's start (weights and masks, ``start.pt``) is computed here from
+level by level (the orchestrator hands ``run_levels`` the function that runs one job).
+Every level's start (weights and masks, ``start.pt``) is computed here from
 the previous ticket and the rewind point, deterministically, so writing it again on a resume
 changes nothing.
 
@@ -23,6 +24,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ LEVELS_DIR = "levels"
 REWIND_FILE = "rewind.pt"
 START_FILE = "start.pt"
 SUMMARY_FILE = "levels.json"
+RunOne = Callable[[Config], dict[str, Any]]
 
 
 def level_dir(out: Path, level: int, arm: str) -> Path:
@@ -146,32 +149,15 @@ def level_summary(result: dict[str, Any], job_dir: Path, level: int, arm: str) -
     }
 
 
-def run_one(job: Config) -> dict[str, Any]:
-    """Train (or return the finished result of) one level's run; raise what stopped it."""
-    from prunelab.run import run_jobs  # run imports this module's caller
-
-    outcome = run_jobs([job])[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
-
-
-def steps_per_epoch(job: Config) -> int:
-    """Optimizer steps per epoch of ``job`` (its training split over its batch size)."""
-    from prunelab.run import load_data, loaders
-
-    train, _ = loaders(job, load_data(job), torch.device("cpu"), [job.seed])
-    return len(train)
-
-
-def run_levels(job: Config) -> dict[str, Any]:
+def run_levels(job: Config, run_one: RunOne, spe: int) -> dict[str, Any]:
     """Every level of an IMP job, in order, then its summary result: the last ticket's
     figures, with ``levels`` (one row per level and arm, ``level_summary``) and the
-    ``sparsity`` the last level reached."""
+    ``sparsity`` the last level reached. ``run_one`` trains one level's job (or returns its
+    finished result) and raises what stopped it (``run.run_job``); ``spe``
+    is the job's optimizer steps per epoch."""
     imp: IMPSchedule = job.schedule
     started = time.perf_counter(), time.time()
     out = Path(job.paths.output_dir)
-    spe = steps_per_epoch(job)
     rewind_step = imp.rewind_steps(spe)
     if rewind_step >= imp.epochs * spe:
         raise ValueError(

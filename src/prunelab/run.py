@@ -58,8 +58,9 @@ from prunelab.config import (
     stack_key,
 )
 from prunelab.data import BatchLoader, RawDataset, dataset_summary, load_dataset, make_splits
-from prunelab.errors import ConfigError, MismatchError, TrainingError
+from prunelab.errors import MismatchError, TrainingError
 from prunelab.identity import config_hash, identity
+from prunelab.levels import run_levels
 from prunelab.logs import MemberLoggers, csv_log
 from prunelab.module import PruningModule
 from prunelab.nets import StackedMLP, seeded_mlp
@@ -91,12 +92,21 @@ def as_job(cfg: DictConfig | Config) -> Config:
 
 
 def group_jobs(cfgs: Sequence[DictConfig | Config], max_members: int) -> list[list[int]]:
-    """Indices of ``cfgs`` grouped by ``config.stack_key``, in order, ≤ ``max_members`` each."""
+    """Indices of ``cfgs`` grouped by ``config.stack_key``, in order, ≤ ``max_members`` each;
+    a job of several runs (``RUNS_LEVELS``) in a group of its own, after the others."""
     check_max_members(max_members)
     groups: dict[str, list[int]] = {}
+    alone = []  # jobs of several runs each (schedule=imp) never share a stack
     for i, cfg in enumerate(cfgs):
-        groups.setdefault(stack_key(as_job(cfg)), []).append(i)
-    return [g[j : j + max_members] for g in groups.values() for j in range(0, len(g), max_members)]
+        job = as_job(cfg)
+        if job.schedule.RUNS_LEVELS:
+            alone.append([i])
+        else:
+            groups.setdefault(stack_key(job), []).append(i)
+    stacks = [
+        g[j : j + max_members] for g in groups.values() for j in range(0, len(g), max_members)
+    ]
+    return [*stacks, *alone]
 
 
 def run_job(cfg: DictConfig | Config) -> dict[str, Any]:
@@ -277,15 +287,10 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
 
 def train_levels(stack: Stack) -> dict[str, Any]:
     """A job of several trainings, one per level (``levels.run_levels``), and its summary
-    result; levels run one after another, so such a job trains alone."""
-    from prunelab.levels import run_levels  # levels runs each level through run_jobs
-
-    if len(stack.jobs) > 1:
-        raise ConfigError(
-            f"schedule={stack.base.schedule.name} trains its levels one after another and "
-            "cannot share a stack; run it with the default launcher"
-        )
-    result = run_levels(stack.base)
+    result; levels run one after another, so such a job trains alone (``check_stack``)."""
+    job = stack.base
+    train, _ = loaders(job, load_data(job), torch.device("cpu"), [job.seed])
+    result = run_levels(job, run_job, len(train))
     save_result(stack.outs[0], result, None)
     log_result(result, stack.outs[0])
     return result
