@@ -49,7 +49,8 @@ CLI_BAD_INPUTS = [
     (["strategy=magnitude"], "unknown strategy 'magnitude'; choose one of:"),
     (
         ["schedule=cosine"],
-        "unknown schedule 'cosine'; choose one of: gradual, init, iterative, lottery, oneshot",
+        "unknown schedule 'cosine'; choose one of: gradual, imp, init, iterative, lottery, "
+        "oneshot, rigl, set",
     ),
     (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist"),
     (["sparsity=-0.1"], "sparsity must be in [0, 1), got -0.1"),

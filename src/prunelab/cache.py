@@ -47,6 +47,16 @@ AFTER_THE_DENSE_PHASE = (
     "schedule.ramp_epochs",  # (iterative's reaches the dense phase through lr_epochs)
     "schedule.prune_every_epochs",
     "schedule.reinit",
+    # sparse training (set, rigl) has no dense phase; IMP's levels are runs of their own
+    "schedule.update_every_steps",
+    "schedule.drop_fraction",
+    "schedule.end_fraction",
+    "schedule.drop",
+    "schedule.grow",
+    "schedule.levels",
+    "schedule.level_fraction",
+    "schedule.rewind_step",
+    "schedule.controls",
     "optim.finetune_lr",
     "finetune_guard",
     "finetune_min_correct",

@@ -212,8 +212,8 @@ class ScheduleConfig:
 
     @property
     def start_file(self) -> str | None:
-        """A file of weights and masks (``levels.write_state``) the run starts from, its
-        masks final from the first step; None: fresh weights from the seed."""
+        """A ``MaskedMLP`` state dict of weights and masks (``levels.level_start``) the run
+        starts from, its masks final from the first step; None: fresh weights from the seed."""
         return None
 
     @property
