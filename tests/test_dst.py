@@ -12,7 +12,7 @@ from omegaconf import open_dict
 
 from prunelab.config.schema import DynamicSparseSchedule, RigLSchedule
 from prunelab.criteria import CRITERIA, ScoreContext
-from prunelab.dst import drop_and_grow, reset_grown_state, update_topology
+from prunelab.dst import drop_and_grow, update_topology, zero_optimizer_state
 from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE
 from prunelab.run import run_job, run_jobs
@@ -85,7 +85,7 @@ def test_grown_weights_get_a_fresh_optimizer_state():
     opt.step()
     grown = torch.zeros(1, 2, 3, dtype=torch.bool)
     grown[0, 1, 2] = True
-    reset_grown_state(opt, [w], [grown])
+    zero_optimizer_state(opt, [w], [grown])
     for key in ("exp_avg", "exp_avg_sq"):
         assert opt.state[w][key][grown].eq(0).all() and opt.state[w][key][~grown].ne(0).all()
 

@@ -24,7 +24,7 @@ from torch import Tensor
 from prunelab.config.schema import ScheduleConfig
 from prunelab.criteria import CRITERIA, Batch
 from prunelab.data import BatchLoader, scoring_batches
-from prunelab.dst import reset_grown_state, update_topology
+from prunelab.dst import update_topology, zero_optimizer_state
 from prunelab.module import member_accuracy
 from prunelab.nets import StackedMLP, fresh_weights, prunable_layers
 from prunelab.pruning import Sparsity
@@ -248,9 +248,9 @@ class PruningCallback(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, fraction: float
     ) -> None:
         """Sparse training's drop-and-grow (``dst.update_topology``) of every member at once:
-        ``fraction`` of each pruned layer's live weights move; the optimizer state of the
-        dropped and of the newly grown weights is zeroed; the count of grown weights is
-        added to this epoch's ``topology/grown``."""
+        ``fraction`` of each pruned layer's live weights move; the optimizer state of every
+        dead and every newly grown weight is zeroed, in one pass per buffer; the count of
+        grown weights is added to this epoch's ``topology/grown``."""
         net, step = pl_module.net, trainer.global_step
         drop = CRITERIA.get(self.schedule.drop)()
         grow = CRITERIA.get(self.schedule.grow)()
@@ -261,12 +261,13 @@ class PruningCallback(pl.Callback):
         weights = [layer.weight.data for layer in net.layers]
         grown = update_topology(weights, net.all_masks(), pruned, drop, grow, fraction,
                                 self.seeds, step, batches)  # fmt: skip
-        members = list(range(len(self.methods)))
+        moved = [net.layers[i] for i in pruned]  # only their masks changed
+        fresh = [
+            ~layer.mask | g.to(layer.mask.device) for layer, g in zip(moved, grown, strict=True)
+        ]
         for opt in trainer.optimizers:
-            mask_optimizer_state(opt, net, members)
-            reset_grown_state(opt, [net.layers[i].weight for i in pruned], grown)
-        counts = sum(g.sum(dim=(1, 2)) for g in grown)
-        self._grown = counts if self._grown is None else self._grown + counts
+            zero_optimizer_state(opt, [layer.weight for layer in moved], fresh)
+        self._grown = self._grown + sum(g.sum(dim=(1, 2)) for g in grown)
 
     def on_train_batch_end(
         self,

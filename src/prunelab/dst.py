@@ -77,7 +77,7 @@ def update_topology(
     layer, (M, out, in) each; ``seeds`` give each member its own ``grow`` stream at this
     ``step`` (SET's random growth), ``batches`` the data a gradient-based growth scores on.
     Returns the newly grown weights per pruned layer, for the optimizer's state to be reset
-    there."""
+    there (``zero_optimizer_state``)."""
     ctx = ScoreContext(
         weights=[w.detach() for w in weights],
         masks=list(masks),
@@ -94,12 +94,13 @@ def update_topology(
 
 
 @torch.no_grad()
-def reset_grown_state(
-    optimizer: torch.optim.Optimizer, layer_weights: Sequence[Tensor], grown: Sequence[Tensor]
+def zero_optimizer_state(
+    optimizer: torch.optim.Optimizer, weights: Sequence[Tensor], where: Sequence[Tensor]
 ) -> None:
-    """Zero every per-weight optimizer buffer (Adam's moments, momentum) at the newly grown
-    weights, so each starts as a fresh weight would (RigL resets their momentum)."""
-    for weight, fresh in zip(layer_weights, grown, strict=True):
+    """Zero every per-weight optimizer buffer (Adam's moments, momentum) of ``weights`` where
+    ``where`` is true: at dead weights, so their update stays 0, and at newly grown ones, so
+    each starts as a fresh weight would (RigL resets their momentum)."""
+    for weight, mask in zip(weights, where, strict=True):
         for value in optimizer.state.get(weight, {}).values():
             if isinstance(value, Tensor) and value.shape == weight.shape:
-                value.masked_fill_(fresh.to(value.device), 0)
+                value.masked_fill_(mask.to(value.device), 0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,14 @@ RunOne = Callable[[Config], dict[str, Any]]
 def level_dir(out: Path, level: int, arm: str) -> Path:
     """Where level ``level``'s ``arm`` runs: ``levels/L03-ticket``."""
     return out / LEVELS_DIR / f"L{level:02d}-{arm}"
+
+
+def is_level_dir(folder: Path) -> bool:
+    """A folder ``level_dir`` names: a run of an IMP job, reported through its job's
+    ``levels`` rather than as a job of the sweep."""
+    return (
+        folder.parent.name == LEVELS_DIR and re.fullmatch(r"L\d+-[a-z]+", folder.name) is not None
+    )
 
 
 def level_job(job: Config, schedule: LevelSchedule, k: float) -> Config:

@@ -432,6 +432,16 @@ class IterativeSchedule(ScheduleConfig):
         return iterative_prunes_after(steps_done, steps_per_epoch, self.epochs, self.ramp_epochs)
 
 
+def rewind_problems(rewind_epoch: int, epochs: int) -> list[str]:
+    """A rewind point must lie inside the dense training it rewinds into (lottery, IMP)."""
+    if rewind_epoch >= epochs:
+        return [
+            f"schedule.rewind_epoch={rewind_epoch} must be below schedule.epochs={epochs} "
+            "(0 rewinds to the initial weights)"
+        ]
+    return []
+
+
 @dataclass
 class LotterySchedule(ScheduleConfig):
     """Frankle & Carbin (2019), one-shot: train dense, prune, rewind the survivors to their
@@ -457,12 +467,7 @@ class LotterySchedule(ScheduleConfig):
         return "reinit" if self.reinit else "rewind"
 
     def problems(self) -> list[str]:
-        if self.rewind_epoch >= self.epochs:
-            return [
-                f"schedule.rewind_epoch={self.rewind_epoch} must be below schedule.epochs="
-                f"{self.epochs} (0 rewinds to the initial weights)"
-            ]
-        return super().problems()
+        return rewind_problems(self.rewind_epoch, self.epochs) + super().problems()
 
 
 IMP_ARMS = ("ticket", "random", "reinit")
@@ -518,21 +523,15 @@ class IMPSchedule(ScheduleConfig):
     def total_epochs(self) -> int:
         return self.epochs
 
-    @property
-    def lr_epochs(self) -> int:
-        return self.epochs
-
     def problems(self) -> list[str]:
-        if self.rewind_step is None and self.rewind_epoch >= self.epochs:
-            return [
-                f"schedule.rewind_epoch={self.rewind_epoch} must be below schedule.epochs="
-                f"{self.epochs} (0 rewinds to the initial weights)"
-            ]
-        return super().problems()
+        late = (
+            [] if self.rewind_step is not None else rewind_problems(self.rewind_epoch, self.epochs)
+        )
+        return late + super().problems()
 
 
 @dataclass
-class LevelSchedule(ScheduleConfig):
+class LevelSchedule(AtInitSchedule):
     """One training of an IMP job (``levels``), never chosen on the command line: the masks
     are set before the first step (``start``: a file of weights and masks the level runner
     wrote) and never change; the rate follows the main schedule of `lr_horizon` epochs from
@@ -549,14 +548,6 @@ class LevelSchedule(ScheduleConfig):
     start: str | None = setting(None, "weights and masks to start from (levels ≥ 1)")
     capture_step: int | None = setting(None, "the dense level's rewind point", low=0)
     capture: str | None = setting(None, "where the dense level saves the rewind point")
-
-    @property
-    def dense_epochs(self) -> int:
-        return 0
-
-    @property
-    def total_epochs(self) -> int:
-        return self.epochs + self.finetune_epochs
 
     @property
     def lr_epochs(self) -> int:

@@ -11,7 +11,6 @@ means of the report never mix two groups, so two experiments are never averaged 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from omegaconf import OmegaConf
 
 from prunelab.errors import PrunelabError
 from prunelab.identity import identity_settings, show
+from prunelab.levels import is_level_dir
 from prunelab.report.stats import actual_sparsity, compression_ratio, dense_drop
 from prunelab.results import ERROR_FILE, METRICS_FILE, RESULT_FILE, read_result
 
@@ -67,14 +67,8 @@ def job_dirs(root: Path) -> list[Path]:
         d
         for d in dirs
         if not any(p == "report" or p.startswith(".") for p in d.relative_to(root).parts)
-        and not is_level_run(d)
+        and not is_level_dir(d)
     )
-
-
-def is_level_run(folder: Path) -> bool:
-    """A run inside an IMP job's ``levels/`` (``levels/L03-ticket``): its job's result
-    reports it, in ``levels``."""
-    return folder.parent.name == "levels" and re.fullmatch(r"L\d+-[a-z]+", folder.name) is not None
 
 
 def job_overrides(job: Path) -> list[str]:
