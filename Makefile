@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 results3 results4 probes smoke test test-all lint bench clean
+.PHONY: install challenge recipes results results2 results3 results4 snip-reference probes smoke test test-all lint bench clean
 
 install: $(STAMP)
 
@@ -61,6 +61,11 @@ results3: install
 # docs/RESULTS.md, fourth round: SET/RigL, IMP levels and the family on LeNet-300-100, 3 seeds.
 results4: install
 	PY=$(PY) bash scripts/run_results4.sh
+
+# SNIP's published LeNet-300-100 numbers against snip-public's procedure re-implemented
+# (docs/RESULTS.md, "SNIP on LeNet-300-100"): 12 runs of ~9 min, two at a time.
+snip-reference: install
+	PY=$(PY) bash scripts/run_snip_reference.sh
 
 # docs/RESULTS.md: the one-seed probes behind the fine-tune learning rate and the guard;
 # about 5 min on 2 CPU cores.

@@ -2,7 +2,7 @@
 # SNIP on LeNet-300-100 as snip-public does it (scripts/snip_reference.py): 95 and 98 %,
 # biases pruned (the released code) and kept (the paper's text), seeds 0-2; two runs at a
 # time, one thread each (~9 min per run on the 2-core CPU). Finished runs are skipped.
-#   bash scripts/run_snip_reference.sh [out dir]   then   python scripts/snip_reference.py --table <out dir>
+#   bash scripts/run_snip_reference.sh [out dir]   (PY=python; prints the table at the end)
 set -euo pipefail
 out=${1:-outputs/snip_reference}
 mkdir -p "$out"
@@ -20,9 +20,9 @@ run_one() {
   [[ -f $file ]] && return 0
   local flag=()
   [[ $bias == kept ]] && flag=(--keep-biases)
-  OMP_NUM_THREADS=1 python scripts/snip_reference.py --sparsity "$k" --seed "$seed" \
+  OMP_NUM_THREADS=1 "${PY:-python}" scripts/snip_reference.py --sparsity "$k" --seed "$seed" \
     "${flag[@]}" --out "$file"
 }
 export -f run_one
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} bash -c "run_one {} $out"
-python scripts/snip_reference.py --table "$out"
+"${PY:-python}" scripts/snip_reference.py --table "$out"
