@@ -106,6 +106,7 @@ def snip_masks(params: list[Tensor], x: Tensor, y: Tensor, sparsity: float,
 
 
 def accuracy(params: list[Tensor], masks: list[Tensor], x: Tensor, y: Tensor) -> float:
+    """Share of ``x`` classified as ``y`` by the masked net (the whole split in one batch)."""
     with torch.no_grad():
         logits = forward([p * m for p, m in zip(params, masks, strict=True)], x)
         return float((logits.argmax(1) == y).float().mean())
@@ -136,6 +137,9 @@ COLUMNS = {
 
 def run(sparsity: float, seed: int, keep_biases: bool, iterations: int, boundary: int,
         check: int) -> dict[str, object]:  # fmt: skip
+    """One run of the released procedure: score, mask, train ``iterations`` steps at a rate
+    × 0.1 every ``boundary``, a validation and test reading every ``check`` steps. ``seed``
+    draws the split, the batch order and both initial weights."""
     raw = load_dataset("mnist", os.environ.get("PRUNELAB_DATA_DIR", "data"))
     train_x, test_x = standardised(raw.train_x, raw.test_x)
     train_y, test_y = raw.train_y.long(), raw.test_y.long()
@@ -241,10 +245,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     a = parser.parse_args()
     if a.table is not None:
+        if not any(a.table.glob("*.json")):
+            parser.error(f"no results (*.json) in {a.table}; run scripts/run_snip_reference.sh")
         print(table(a.table))
         return
     if a.sparsity is None or a.out is None:
         parser.error("--sparsity and --out are needed to run (or --table DIR to summarise)")
+    if not 0 <= a.sparsity < 1:
+        parser.error(f"--sparsity {a.sparsity} is outside [0, 1); e.g. --sparsity 0.98 for 98 %")
     result = run(a.sparsity, a.seed, a.keep_biases, a.iterations, a.decay_every, a.check_every)
     tmp = a.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))

@@ -106,3 +106,16 @@ def test_a_short_run_writes_every_reading_and_the_table_reads_it(tmp_path):
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert table.returncode == 0, table.stderr[-3000:]
     assert "| 90 | pruned | 1 |" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--sparsity", "1.0", "--out", "x.json"], "--sparsity 1.0 is outside [0, 1)"),
+     (["--table", "."], "no results (*.json) in ."),
+     (["--sparsity", "0.9"], "--sparsity and --out are needed")],
+)  # fmt: skip
+def test_bad_input_is_one_line_that_says_what_to_do(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr.strip().splitlines()[-1]
