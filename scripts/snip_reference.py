@@ -38,6 +38,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +48,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from prunelab.data import load_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results3_tables import pm  # the rounds' tables' mean ± std
 
 SIZES = (784, 300, 100, 10)
 # TF 1.x's truncated normal keeps ±2 deviations; dividing by this restores the deviation.
@@ -207,9 +211,7 @@ def table(folder: Path) -> str:
         groups.setdefault((r["sparsity"], r["keep_biases"]), []).append(r)
 
     def cell(runs: list[dict[str, object]], name: str) -> str:
-        errors = np.array([100 * (1 - readings(r["history"])[name]) for r in runs])
-        std = errors.std(ddof=1) if len(errors) > 1 else float("nan")
-        return f"{errors.mean():.2f} ± {std:.2f}"
+        return pm(1 - readings(r["history"])[name] for r in runs)
 
     lines = [
         "| % removed | biases | n | "

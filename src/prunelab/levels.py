@@ -206,7 +206,6 @@ def run_levels(job: Config, run_one: RunOne, spe: int) -> dict[str, Any]:
             100 * (1 - k),
             ", ".join(f"{r['arm']} {r['test_acc']:.4f}" for r in rows if r["level"] == level),
         )
-    write_json_atomic(out / SUMMARY_FILE, rows)
     final = {f"{split}/{m}": last[f"{split}_{m}"] for split in ("train", "val", "test")
              for m in ("acc", "loss") if f"{split}_{m}" in last}  # fmt: skip
     run = {
