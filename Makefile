@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 results3 results4 snip-reference probes smoke test test-all lint bench clean
+.PHONY: install challenge recipes results results2 results3 results4 snip-reference probes smoke test lint bench clean
 
 install: $(STAMP)
 
@@ -30,11 +30,9 @@ smoke: install
 	$(PY) -m prunelab.train -m experiment=smoke
 	$(PY) -m prunelab.report outputs/smoke
 
+# Every test but the GPU ones (pytest -m gpu, run by scripts/gpu_check.sh on a GPU).
 test: install
 	$(PY) -m pytest
-
-test-all: install
-	$(PY) -m pytest -m "slow or not slow"
 
 lint: install
 	$(PY) -m ruff check src tests scripts

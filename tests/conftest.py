@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,10 +44,89 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
+@dataclasses.dataclass
+class Ran:
+    """What a command-line call left: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put every logger's handlers, level and flags back as they were after the block, and
+    close the handlers the block added (Hydra configures logging per job: a console handler
+    on the stream of the moment and a file handler in the job folder)."""
+    manager = logging.Logger.manager
+    loggers = [logging.root, *(v for v in manager.loggerDict.values()
+                               if isinstance(v, logging.Logger))]  # fmt: skip
+    saved = {lg: (lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers}
+    disable = logging.root.manager.disable
+    try:
+        yield
+    finally:
+        for lg in [logging.root, *manager.loggerDict.values()]:
+            if not isinstance(lg, logging.Logger):
+                continue
+            handlers, level, propagate, disabled = saved.get(lg, ([], logging.NOTSET, True,
+                                                                  False))  # fmt: skip
+            for h in lg.handlers:
+                if h not in handlers:
+                    h.close()
+            lg.handlers[:] = handlers
+            lg.level, lg.propagate, lg.disabled = level, propagate, disabled
+        logging.disable(disable)
+
+
+def train_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Ran:
+    """``python -m prunelab.train ARGS`` in this process, through the command line's own
+    entry (``prunelab.train.main``: the argv checks, Hydra, the launcher, the orchestrator),
+    with its exit status and output as a subprocess would give them.
+
+    Why not a subprocess: each new interpreter spends about 5 s importing Lightning, and the
+    suite started over a hundred of them. What only a process shows (``python -m``'s entry, a
+    kill, a terminal, an installed wheel) is tested with ``run_cli``.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    from prunelab import train
+
+    out, err = io.StringIO(), io.StringIO()
+    old_env = {k: os.environ.get(k) for k in (env or {})}
+    old_argv, old_cwd = sys.argv, Path.cwd()
+    code: int = 0
+    with logging_restored():
+        try:
+            os.environ.update(env or {})
+            os.chdir(cwd)
+            sys.argv = ["prunelab.train", *args]
+            GlobalHydra.instance().clear()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    train.main()
+                except SystemExit as e:  # what the process would exit with
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                except Exception:  # uncaught: the interpreter prints it and exits 1
+                    traceback.print_exc()
+                    code = 1
+        finally:
+            GlobalHydra.instance().clear()
+            sys.argv = old_argv
+            os.chdir(old_cwd)
+            for k, v in old_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m prunelab.train ARGS`` in a subprocess, as a user would."""
+    """Run ``python -m prunelab.train ARGS`` in a subprocess, as a user would: for what only a
+    process shows (``train_cli`` does the rest in this process)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "prunelab.train", *args],
@@ -51,8 +134,48 @@ def run_cli(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
+
+
+# ``python -m prunelab.train`` that SIGKILLs itself at the n-th rename of a temp file onto a
+# job's result.json: "before" it (the temp file written, not renamed) or right "after" it.
+# A kill at a chosen point, not a race against the machine's speed.
+_KILLED_AT_RESULT = """
+import os, signal, sys
+from pathlib import Path
+
+real_replace = os.replace
+n, when = int(os.environ["KILL_AT_RESULT"]), os.environ["KILL_WHEN"]
+written = 0
+
+def replace(src, dst):
+    global written
+    if Path(dst).name != "result.json":
+        return real_replace(src, dst)
+    written += 1
+    if written == n and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst)
+    if written == n and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
+sys.argv = ["prunelab.train", *sys.argv[1:]]
+from prunelab.train import main
+main()
+"""
+
+
+def run_cli_killed_at_result(*args: str, n: int, when: str) -> subprocess.CompletedProcess:
+    """``python -m prunelab.train ARGS`` in a process killed (SIGKILL) at the ``n``-th write
+    of a ``result.json``, ``when`` = "before" or "after" its rename into place."""
+    assert when in ("before", "after"), when
+    return subprocess.run(
+        [sys.executable, "-c", _KILLED_AT_RESULT, *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "KILL_AT_RESULT": str(n), "KILL_WHEN": when},
+    )  # fmt: skip
 
 
 def patch_dataset(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object) -> None:

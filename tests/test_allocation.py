@@ -35,6 +35,12 @@ def test_erk_counts_keep_the_budget_and_favour_small_layers():
     assert abs(sum(kept) - round(0.1 * total)) <= len(weights)  # rounding per layer
     density = [k / w.numel() for k, w in zip(kept, weights, strict=True)]
     assert density[0] < density[1] < density[2]
+    # a stack: each member spreads its own k (member 0 as alone, member 1 keeps half)
+    other = [torch.randn_like(w) for w in weights]
+    stacked = [torch.cat(pair) for pair in zip(weights, other, strict=True)]
+    both = stacked_masks(method("magnitude", "erk"), stacked, [0.9, 0.5], [0, 1])
+    assert all(torch.equal(b[:1], m) for b, m in zip(both, masks, strict=True))
+    assert abs(sum(int(b[1].sum()) for b in both) - round(0.5 * total)) <= len(weights)
 
 
 def test_global_counts_are_one_threshold_over_all_layers():

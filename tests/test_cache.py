@@ -23,6 +23,8 @@ from prunelab.results import sha256_file
 from prunelab.resume import LAST_CKPT, LAST_MANIFEST, resume_point, write_manifest
 from prunelab.run import run_job
 
+pytestmark = pytest.mark.reliability
+
 QUICK = ["data.limit=600", "schedule.epochs=2", "sparsity=0.7", "inference_batch_size=null"]
 
 
@@ -86,6 +88,25 @@ def test_every_setting_that_the_dense_phase_reads_is_in_the_cache_key(make_cfg, 
         assert moved != after, f"{name}: in the key {moved}, declared after the dense {after}"
         checked.append(name)
     assert {"seed", "data.batch_size", "optim.lr", "model.sizes"} <= set(checked)
+
+
+def test_the_thread_count_and_torch_version_are_in_the_key(make_cfg, monkeypatch):
+    """Another thread count or torch gives other bits for the same config: a model from the
+    cache must be the one this process would have trained, so each moves the key."""
+    job = load(make_cfg())
+
+    def key() -> str:
+        return cache.dense_key(cache.dense_settings(job, "digest"))
+
+    first = key()
+    assert key() == first, "the key is stable within a process"
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    with_threads = key()
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "__version__", f"{torch.__version__}+other")
+    with_torch = key()
+    assert len({first, with_threads, with_torch}) == 3
 
 
 def test_the_data_content_is_in_the_key(make_cfg):

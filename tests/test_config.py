@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,8 @@ BAD = [
     ("strategy=neuron strategy.allocation=erk", "strategy.allocation=erk spreads weights"),
     ("schedule.name=later", "unknown schedule 'later'; choose one of:"),
     ("seed=-1", "seed must be a whole number ≥ 0, got -1"),
+    ("schedule.epochs=-1", "schedule.epochs must be a whole number ≥ 0, got -1"),
+    ("schedule.epochs=1.5", "schedule.epochs must be a whole number ≥ 0, got 1.5"),
     ("sparsity=nan", "sparsity must be in [0, 1), got nan"),
     (
         "progress_bar=sometimes",
@@ -219,10 +222,14 @@ RAW_CONFIG_READERS = {
 }  # fmt: skip
 
 
+# A name that holds a config: ``cfg``, ``job_cfg``, ``self.config``, ``conf`` (not ``HydraConfig``)
+CONFIG_NAME = re.compile(r"(^|[._])(cfg|config|conf)$")
+
+
 def test_no_module_below_the_entry_points_reads_a_raw_config():
     """A component gets typed settings (``config.Config``) and cannot fall back to a default
     of its own: no ``DictConfig`` outside the modules that receive Hydra's, and no
-    ``.get(key, default)`` on a config anywhere."""
+    ``.get(key, default)`` on a config anywhere, whether it is called cfg or config."""
     src = ROOT / "src"
     for path in src.rglob("*.py"):
         name = str(path.relative_to(src))
@@ -234,6 +241,9 @@ def test_no_module_below_the_entry_points_reads_a_raw_config():
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "get"
-                and "cfg" in ast.unparse(node.func.value).lower()
+                and (
+                    "cfg" in (owner := ast.unparse(node.func.value).lower())
+                    or CONFIG_NAME.search(owner)
+                )
             ):
                 raise AssertionError(f"{name}: {ast.unparse(node)} falls back to a default")

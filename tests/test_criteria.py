@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from prunelab.criteria import CRITERIA, GraSP, ScoreContext, lamp_scores
-from prunelab.selection import method, select_masks, stacked_masks
+from prunelab.selection import method, round_sparsity, select_masks, stacked_masks
 
 F64 = torch.float64
 NEW = ["snip", "grasp", "synflow", "taylor", "taylor_unit", "activation", "apoz"]
@@ -396,6 +396,9 @@ def test_synflow_rounds_rescore_with_the_new_masks():
     keep = flat > flat.kthvalue(round(0.95 * flat.numel())).values
     assert not torch.equal(torch.cat([mk.flatten() for mk in iterative]), keep)
     assert any(not torch.equal(a, b) for a, b in zip(iterative, one_shot, strict=True))
+    # halfway through the rounds the density is the geometric mean: 1 % kept → 10 %
+    assert round_sparsity(0.99, 0.5) == pytest.approx(0.9)
+    assert round_sparsity([0.75, 0.0], 0.5) == pytest.approx([0.5, 0.0]), "one k per layer"
 
 
 def test_lamp_scores_match_the_function_on_masked_weights():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import pickle
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from prunelab.data import (
     make_splits,
 )
 from prunelab.errors import ConfigError, DataError
+from prunelab.results import RESULT_FILE
 
-from .conftest import patch_dataset
+from .conftest import patch_dataset, train_cli
 
 MNIST_TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -83,6 +85,7 @@ def test_fashion_mnist_reads_idx_from_its_system_folder(tmp_path, monkeypatch):
     assert raw.name == "fashion_mnist" and raw.source == f"idx:{tmp_path / 'debian'}"
 
 
+@pytest.mark.reliability
 def test_truncated_idx_file_is_refused_in_one_line(tmp_path, no_system_dirs):
     write_idx_set(tmp_path, gz=False)
     path = tmp_path / "train-images-idx3-ubyte"
@@ -92,6 +95,7 @@ def test_truncated_idx_file_is_refused_in_one_line(tmp_path, no_system_dirs):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.reliability
 def test_idx_file_with_wrong_magic_is_refused(tmp_path, no_system_dirs):
     write_idx_set(tmp_path, gz=False)
     path = tmp_path / "t10k-labels-idx1-ubyte"
@@ -107,6 +111,7 @@ def test_image_and_label_counts_must_agree(tmp_path, no_system_dirs):
         load_dataset("mnist", tmp_path, download_ok=False)
 
 
+@pytest.mark.reliability
 def test_bundled_file_with_wrong_checksum_is_refused(tmp_path):
     bad = tmp_path / "mnist.pkl.gz"
     bad.write_bytes(bundled_path().read_bytes()[:-1] + b"\x00")
@@ -122,6 +127,7 @@ class _RunsCode:
         return (os.system, ("echo pwned > /dev/null",))
 
 
+@pytest.mark.reliability
 def test_a_pickle_that_tries_to_run_code_is_refused(tmp_path):
     evil = tmp_path / "mnist.pkl.gz"
     evil.write_bytes(gzip.compress(pickle.dumps(_RunsCode(), protocol=2)))
@@ -138,6 +144,7 @@ def test_numpy_arrays_still_unpickle():
     assert np.array_equal(out, arr)
 
 
+@pytest.mark.reliability
 def test_missing_dataset_without_network_names_the_remedies(tmp_path, no_system_dirs, no_network):
     with pytest.raises(DataError) as e:
         load_dataset("fashion_mnist", tmp_path, download_ok=True)
@@ -147,6 +154,7 @@ def test_missing_dataset_without_network_names_the_remedies(tmp_path, no_system_
     assert not list(tmp_path.rglob("*.gz")), "nothing half-downloaded is left behind"
 
 
+@pytest.mark.reliability
 def test_missing_dataset_with_download_off(tmp_path, no_system_dirs):
     with pytest.raises(DataError, match="not found in"):
         load_dataset("fashion_mnist", tmp_path, download_ok=False)
@@ -207,6 +215,10 @@ def test_validation_is_the_last_10k_of_train_and_limit_caps_each_split(tmp_path,
     assert len(s.train[0]) == 50 and len(s.val[0]) == 10_000 and len(s.test[0]) == 20
     assert torch.equal(s.val[1], raw.train_y[50:])
     assert torch.allclose(s.val[0][0], raw.train_x[50].float() / 255)
+    # with mean 0 and std 1, dividing and multiplying by the std look alike
+    normed = make_splits(raw, mean=0.1307, std=0.3081)
+    expected = (raw.train_x[50].float() / 255 - 0.1307) / 0.3081
+    torch.testing.assert_close(normed.val[0][0], expected)
     small = make_splits(raw, mean=0.0, std=1.0, limit=7)
     assert [len(small.train[0]), len(small.val[0]), len(small.test[0])] == [7, 7, 7]
 
@@ -224,6 +236,27 @@ def test_batch_loader_visits_every_sample_once_per_epoch_in_a_seeded_order():
     assert torch.equal(torch.cat([yb for _, yb in b]), epoch1), "same seed, same order"
     xb, yb = next(iter(BatchLoader(x, y, batch_size=10)))
     assert torch.equal(yb, torch.arange(10)) and torch.equal(xb[:, 0], yb.float())
+
+
+def test_set_epoch_replays_that_epochs_order_with_x_and_y_still_paired():
+    """A run resumed at epoch E calls ``set_epoch(E)`` and must get epoch E's batches, the
+    order drawn for E (not E + 1's); and a shuffled batch gathers x and y by the same indices,
+    one seed or several."""
+    x = torch.arange(103).float()[:, None]
+    y = torch.arange(103)  # x[i] == y[i]: a broken pair shows
+    a = BatchLoader(x, y, batch_size=10, shuffle=True, seed=3)
+    batches = list(a)
+    assert all(torch.equal(xb[:, 0], yb.float()) for xb, yb in batches)
+    epoch0 = torch.cat([yb for _, yb in batches])
+    a.set_epoch(0)
+    assert torch.equal(epoch0, y[a.order(3)]), "the first pass is epoch 0's order"
+    assert torch.equal(torch.cat([yb for _, yb in a]), epoch0), "set_epoch(0) replays epoch 0"
+    a.set_epoch(5)
+    epoch5 = y[a.order(3)]
+    assert torch.equal(torch.cat([yb for _, yb in a]), epoch5), "set_epoch(5) gives epoch 5"
+    stacked = BatchLoader(x, y, batch_size=10, shuffle=True, seeds=[3, 5, 3])
+    for xb, yb in stacked:
+        assert torch.equal(xb[..., 0], yb.float())
 
 
 def test_a_stack_of_seeds_gives_each_member_the_batches_of_its_own_seed():
@@ -244,6 +277,7 @@ def test_a_stack_of_seeds_gives_each_member_the_batches_of_its_own_seed():
     assert next(iter(same))[0].shape == (10, 1), "equal seeds share one (B, features) batch"
 
 
+@pytest.mark.reliability
 def test_a_named_data_folder_is_used_or_refused_never_replaced_by_the_bundled_copy(
     tmp_path, no_system_dirs
 ):
@@ -262,3 +296,38 @@ def test_a_named_data_folder_is_used_or_refused_never_replaced_by_the_bundled_co
     assert load_dataset("mnist", tmp_path / "empty", download_ok=False).source.startswith(
         "bundled:"
     ), "the default folder still falls back"
+
+
+@pytest.mark.reliability
+def test_a_named_data_folder_is_the_only_source_through_the_command_line(tmp_path, no_system_dirs):
+    """``paths.data_dir=DIR`` and ``$PRUNELAB_DATA_DIR=DIR`` train on DIR's IDX files (the
+    result names them and their content), and a DIR that lacks some stops the run in one
+    line, never training on the bundled copy instead."""
+    mine = tmp_path / "mine"
+    write_idx_set(mine, gz=False)
+    expected = load_dataset("mnist", mine, download_ok=False, explicit=True)
+    quick = ("schedule.epochs=1", "data.limit=300", "inference_batch_size=null",
+             f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    ways = {"setting": ((f"paths.data_dir={mine}",), None),
+            "variable": ((), {"PRUNELAB_DATA_DIR": str(mine)})}  # fmt: skip
+    for way, (extra, env) in ways.items():
+        run = tmp_path / way
+        proc = train_cli(*quick, *extra, f"hydra.run.dir={run}", env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads((run / RESULT_FILE).read_text())
+        assert str(mine) in result["data_source"], result["data_source"]
+        assert result["data_sha256"] == expected.digest != load_bundled(bundled_path()).digest
+
+    partial = tmp_path / "partial"  # another folder: a process reads a folder's data once
+    write_idx_set(partial, gz=False)
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (partial / stem).unlink()
+    ways = {"setting": ((f"paths.data_dir={partial}",), None),
+            "variable": ((), {"PRUNELAB_DATA_DIR": str(partial)})}  # fmt: skip
+    for way, (extra, env) in ways.items():
+        run = tmp_path / f"{way}-incomplete"
+        proc = train_cli(*quick, *extra, f"hydra.run.dir={run}", env=env)
+        assert proc.returncode == 1
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("error: ") and "has 2 of the 4 mnist IDX files" in line, line
+        assert not (run / RESULT_FILE).exists()

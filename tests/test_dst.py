@@ -75,6 +75,8 @@ def test_rigl_grows_exactly_the_top_gradient_dead_weights_of_a_hand_made_case():
     assert torch.equal(masks[0][0], (mask[0] & ~dropped) | expected)
     assert torch.equal(grown, expected & ~mask[0])
     assert torch.all(weights[0][0][grown] == 0), "grown weights start at 0"
+    gone = mask[0] & ~masks[0][0]
+    assert bool(gone.any()) and torch.all(weights[0][0][gone] == 0), "dropped weights go to 0"
     assert torch.equal(weights[0][0][masks[0][0] & mask[0]], w[0][masks[0][0] & mask[0]])
 
 
@@ -121,6 +123,10 @@ def test_a_run_keeps_each_layers_live_count_while_the_weights_move(make_cfg, tmp
         round((1 - rows[c].iloc[0]) * n) for c, n in zip(layers, [784 * 64, 64 * 32], strict=True)
     ]
     assert nonzero_per_layer(tmp_path / "run")[:2] == first
+    saved = torch.load(tmp_path / "run" / MODEL_FILE, weights_only=True)
+    for i in range(3):  # a dropped weight is 0, not frozen at the value it had
+        w, m = saved[f"layers.{i}.weight"], saved[f"layers.{i}.mask"]
+        assert bool((w[~m] == 0).all()), f"layer {i}: dead weights that are not 0"
 
 
 def test_a_stack_of_sparse_trainings_equals_its_members_run_alone(make_cfg, tmp_path):

@@ -82,3 +82,32 @@ def test_a_gain_below_the_margin_is_noise_and_undone_a_larger_one_kept():
     assert recorded["m1/final/finetune_reverted"] == 0.0, "+0.2 points: kept"
     for layer, old in zip(net.layers, before, strict=True):
         assert torch.equal(layer.weight[0], old[0]) and torch.equal(layer.weight[1], old[1] + 1)
+
+
+def test_the_margin_is_min_correct_over_the_validation_images_seen_at_the_first_fine_tune_step():
+    """The guard counts its margin in images: at the first fine-tuning step it keeps the
+    weights and accuracy, and turns ``min_correct`` into a share of the validation split."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from prunelab.callbacks import FinetuneGuard
+    from prunelab.module import member_accuracy
+    from prunelab.nets import MaskedMLP, StackedMLP
+
+    torch.manual_seed(0)
+    net = StackedMLP([MaskedMLP([6, 5, 3]), MaskedMLP([6, 5, 3])])
+    val = DataLoader(TensorDataset(torch.randn(200, 6), torch.randint(0, 3, (200,))), 40)
+    trainer = SimpleNamespace(
+        global_step=14,  # epoch 2 of 7 steps: the first fine-tuning step
+        num_training_batches=7,
+        val_dataloaders=val,
+        precision_plugin=SimpleNamespace(forward_context=contextlib.nullcontext),
+    )
+    guard = FinetuneGuard(start_epoch=2, min_correct=10)
+    guard.on_train_batch_start(trainer, SimpleNamespace(net=net), None, 0)
+    assert guard.min_gain == 10 / 200, "10 more images right of 200"
+    assert guard.before_acc == member_accuracy(net, val)[0]
+    for layer, before in zip(net.layers, guard.before, strict=True):
+        assert torch.equal(layer.weight, before)

@@ -28,6 +28,7 @@ from prunelab.results import RESULT_FILE
 from prunelab.run import run_job
 
 from . import test_stacked as cpu_twin
+from .conftest import ROOT, run_cli
 from .gpu_cases import (
     CASES,
     NUMERICS,
@@ -42,7 +43,6 @@ from .gpu_cases import (
     train_losses,
     twin_overlap,
 )
-from .test_launchers import cli
 
 pytestmark = [
     pytest.mark.gpu,
@@ -155,6 +155,11 @@ def test_a_stack_on_the_gpu_equals_its_members_run_alone(make_cfg, tmp_path, rec
     for result in results:
         assert_on_cuda(result)
         assert result["numerics"]["dtype"] == "float64", "float64, as on the CPU"
+
+
+def cli(*args: str, env: dict[str, str] | None = None):
+    """A process of its own: the CPU side's thread count is set by ``OMP_NUM_THREADS``."""
+    return run_cli(*args, cwd=ROOT, env=env, timeout=600)
 
 
 def test_the_local_gpus_pool_runs_a_sweep_on_the_gpu_like_the_cpu(tmp_path):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 from collections import defaultdict
 
 import pytest
@@ -15,30 +12,24 @@ from prunelab.config import check_workers
 from prunelab.errors import ConfigError
 from prunelab.results import RESULT_FILE
 
-from .conftest import ROOT
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "prunelab.train", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+from .conftest import train_cli as cli
 
 
 def test_jobs_on_faked_gpus_never_share_a_gpu_and_all_finish(tmp_path):
     env = {"PRUNELAB_FAKE_GPU_COUNT": "2", "PRUNELAB_GPU_LOCK_DIR": str(tmp_path / "locks")}
     proc = cli(
-        "-m", "experiment=smoke", "hydra/launcher=local_gpus", "sparsity=0,0.25,0.5,0.9",
+        "-m", "experiment=smoke", "hydra/launcher=local_gpus", "sparsity=0,0.9",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", f"paths.cache_dir={tmp_path / 'cache'}",
         env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob(f"*/{RESULT_FILE}")]
-    assert len(results) == 8 and all(r["status"] == "ok" for r in results)
+    assert len(results) == 4 and all(r["status"] == "ok" for r in results)
     by_gpu = defaultdict(list)
     for r in results:
         by_gpu[r["cuda_visible_devices"]].append((r["started_at"], r["finished_at"]))
     assert set(by_gpu) == {"0", "1"}, "both GPUs used, nothing else"
+    assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == ["gpu-0.lock", "gpu-1.lock"]
     for spans in by_gpu.values():
         spans.sort()
         for (_, end), (start, _) in itertools.pairwise(spans):
@@ -76,11 +67,12 @@ def test_the_slurm_launcher_config_composes():
 
 def test_a_sweep_runs_through_submitits_local_executor(tmp_path):
     proc = cli(
-        "-m", "experiment=smoke", "hydra/launcher=submitit_local", "sparsity=0,0.9",
+        "-m", "experiment=smoke", "hydra/launcher=submitit_local", "strategy=weight",
+        "sparsity=0,0.9",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", f"paths.cache_dir={tmp_path / 'cache'}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob(f"*/{RESULT_FILE}")]
     assert sorted((r["strategy"], r["sparsity"]) for r in results) == [
-        ("neuron", 0.0), ("neuron", 0.9), ("weight", 0.0), ("weight", 0.9),
+        ("weight", 0.0), ("weight", 0.9),
     ]  # fmt: skip

@@ -4,6 +4,7 @@ refused in one line."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -74,12 +75,18 @@ COMMON = (
     ],
     ids=["oneshot", "gradual"],
 )  # fmt: skip
-def test_a_run_ends_with_the_profile_exactly_in_every_layer(make_cfg, schedule):
+def test_a_run_ends_with_the_profile_exactly_in_every_layer(make_cfg, tmp_path, schedule):
     cfg = make_cfg(*COMMON, *schedule, "strategy.layer_sparsity=[0.92,0.91,0.74]", "sparsity=0.918")
     fig = run_job(cfg)["figures"]
     sizes = [784 * 300, 300 * 100, 100 * 10]
     for i, (k, n) in enumerate(zip(HAN, sizes, strict=True)):
         assert fig[f"sparsity/layer{i + 1}"] == round(k * n) / n
+    # on the way (a gradual ramp) every layer follows the profile scaled by nominal / final
+    rows = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["sparsity/nominal"])
+    columns = ["sparsity/nominal", *(f"sparsity/layer{i}" for i in (1, 2, 3))]
+    for nominal, *layers in rows[columns].itertuples(index=False):
+        pruned = [round(s * n) for s, n in zip(layers, sizes, strict=True)]
+        assert pruned == [round(k * nominal / 0.918 * n) for k, n in zip(HAN, sizes, strict=True)]
     kept = sum(round((1 - k) * n) for k, n in zip(HAN, sizes, strict=True))
     assert fig["params/nonzero"] == pytest.approx(kept, abs=3)
     assert fig["sparsity/nominal"] == 0.918

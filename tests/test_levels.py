@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from prunelab.config import load
 from prunelab.errors import ConfigError
 from prunelab.levels import LEVELS_DIR, REWIND_FILE, START_FILE, SUMMARY_FILE, level_dir
 from prunelab.module import offset_factor
+from prunelab.nets import seeded_mlp
 from prunelab.results import MODEL_FILE, RESULT_FILE
 from prunelab.run import group_jobs, run_job, run_jobs
 
@@ -75,6 +77,13 @@ def test_a_ticket_prunes_within_the_last_one_and_rewinds_to_the_dense_start(imp_
         assert torch.equal(start[f"layers.{i}.weight"], rewind[f"layers.{i}.weight"] * m)
     dense = state(level_dir(out, 0, "ticket") / MODEL_FILE)
     assert not torch.equal(dense["layers.0.weight"], rewind["layers.0.weight"]), "trained"
+    for i, layer in enumerate(seeded_mlp(SIZES, 0).layers):  # rewind epoch 0: the init itself
+        assert torch.equal(rewind[f"layers.{i}.weight"], layer.weight.detach()), i
+    # level 2 prunes the trained level-1 ticket by its magnitudes, not its rewound start
+    trained = state(level_dir(out, 1, "ticket") / MODEL_FILE)
+    for i, (a, b) in enumerate(zip(one[:2], two[:2], strict=True)):
+        w = trained[f"layers.{i}.weight"].abs()
+        assert w[a & ~b].max() <= w[b].min(), i
 
 
 def test_the_controls_keep_the_tickets_counts_or_its_mask(imp_run):
@@ -145,10 +154,18 @@ def test_imp_jobs_cannot_share_a_stack_and_check_the_rewind_epoch(make_cfg, tmp_
 def test_the_report_draws_every_level_and_leaves_the_level_runs_out_of_its_main_table(imp_run):
     from prunelab.report.make import make_report
 
-    _, out, _ = imp_run
+    _, out, result = imp_run
     report = make_report(out, out / "report-imp")
     text = (report / "report.md").read_text()
     assert (report / "IMP_Levels.png").stat().st_size > 0
+    # levels.csv: every level and arm of the job, with the numbers its result.json holds
+    rows = pd.read_csv(report / "levels.csv")
+    assert list(zip(rows["level"], rows["arm"], strict=True)) == [
+        (r["level"], r["arm"]) for r in result["levels"]
+    ]
+    assert (rows["seed"] == result["seed"]).all()
+    for key in ("test_acc", "test_acc_at_best_val", "best_val_epoch", "kept_all"):
+        assert rows[key].tolist() == pytest.approx([r[key] for r in result["levels"]]), key
     table = text[text.index("## Iterative magnitude pruning") :].splitlines()
     head = next(line for line in table if line.startswith("| level"))
     assert all(arm in head for arm in ("ticket", "random", "reinit"))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from prunelab.callbacks import PruningCallback
 from prunelab.data import scoring_batches
 from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE
@@ -24,7 +25,17 @@ def masks_of(run) -> list[torch.Tensor]:
     return [layer.mask for layer in net.layers]
 
 
-def test_pruning_at_init_prunes_before_the_first_step_and_trains_the_budget(make_cfg, tmp_path):
+def test_pruning_at_init_prunes_before_the_first_step_and_trains_the_budget(
+    make_cfg, tmp_path, monkeypatch
+):
+    steps = []  # the optimizer steps taken when each prune runs
+    prune = PruningCallback.prune
+
+    def spy(self, trainer, *args, **kwargs):
+        steps.append(trainer.global_step)
+        return prune(self, trainer, *args, **kwargs)
+
+    monkeypatch.setattr(PruningCallback, "prune", spy)
     result = run_job(make_cfg("schedule=init", "schedule.epochs=2", "strategy=snip",
                               "sparsity=0.9", *SMALL))  # fmt: skip
     rows = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["sparsity/global"])
@@ -33,6 +44,7 @@ def test_pruning_at_init_prunes_before_the_first_step_and_trains_the_budget(make
     assert sum(int((~m).sum()) for m in masks_of(tmp_path / "run")) == round(
         0.9 * (784 * 64 + 64 * 32)
     )
+    assert steps == [0], "one prune, before the first step (a step later trains it dense)"
 
 
 @pytest.mark.parametrize("strategy", ["snip", "grasp", "taylor_neuron", "activation_out_neuron"])
@@ -42,6 +54,9 @@ def test_a_data_criterion_prunes_at_test_start_inside_inference_mode(make_cfg, t
     result = run_job(make_cfg(f"strategy={strategy}", "schedule.epochs=1", "sparsity=0.5",
                               *SMALL, f"paths.cache_dir={tmp_path / 'cache'}"))  # fmt: skip
     assert result["figures"]["sparsity/global"] == pytest.approx(0.5, abs=1e-3)
+    for m in masks_of(tmp_path / "run")[:2]:  # not what all-equal scores give (ties by index)
+        gone = (~m).all(dim=1) if "neuron" in strategy else (~m).flatten()
+        assert not bool(gone[: int(gone.sum())].all()), f"{strategy}: pruned in index order"
 
 
 def test_scoring_batches_of_a_member_are_those_of_its_separate_run():

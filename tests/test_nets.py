@@ -83,8 +83,10 @@ def test_pruning_one_member_leaves_the_others_untouched():
     one = stack.unstack(2)
     for a, b in zip(alone.layers, one.layers, strict=True):
         assert torch.equal(a.mask, b.mask) and torch.equal(a.weight, b.weight)
-    stack.release([2])
-    assert all(bool(layer.mask.all()) for layer in stack.layers)
+    stack.prune([0], strategy_method("weight"), [0.5])
+    stack.release([2])  # lifts member 2's masks only: member 0 stays pruned
+    assert all(bool(layer.mask[1:].all()) for layer in stack.layers)
+    assert not bool(stack.layers[0].mask[0].all())
 
 
 @pytest.mark.parametrize("strategy", ["weight", "neuron", "random_weight", "global_weight"])

@@ -25,7 +25,7 @@ import torch
 from prunelab.config import CONF_DIR, check_argv, settings_help
 from prunelab.errors import ConfigError
 
-from .conftest import ROOT, fake_slurm_path, run_cli
+from .conftest import ROOT, fake_slurm_path, train_cli
 
 
 def build_wheel(out: Path) -> Path:
@@ -122,7 +122,7 @@ def documented_commands() -> list[str]:
             lines.append(token)
         elif indent == 4 and "=" in token:  # a schedule's own settings, under its heading
             lines.append(f"{heading} {token}")
-    return lines
+    return list(dict.fromkeys(lines))  # a command the README and --help both show: once
 
 
 @pytest.mark.parametrize("command", documented_commands())
@@ -149,10 +149,26 @@ def test_an_output_dir_that_cannot_be_created_fails_in_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     for target in ("/proc/prunelab-x", str(blocker / "run")):
-        proc = run_cli(f"hydra.run.dir={target}", "schedule.epochs=0", cwd=tmp_path)
+        proc = train_cli(f"hydra.run.dir={target}", "schedule.epochs=0", cwd=tmp_path)
         assert proc.returncode == 2, proc.stderr[-2000:]
         [line] = proc.stderr.strip().splitlines()
         assert line.startswith("error: cannot") and target in line
+
+
+def test_the_markers_mean_what_the_readme_and_makefile_say():
+    """Each registered marker marks some test, ``make test`` runs the plain ``pytest`` whose
+    addopts leave out only ``gpu``, and the README's test command is ``make test``."""
+    pyproject = ROOT.joinpath("pyproject.toml").read_text()
+    [addopts] = re.findall(r'^addopts = "(.*)"$', pyproject, flags=re.M)
+    registered = set(re.findall(r'^    "(\w+): ', pyproject, flags=re.M))
+    sources = "".join(p.read_text() for p in (ROOT / "tests").glob("*.py"))
+    used = set(re.findall(r"pytest\.mark\.(\w+)", sources)) - {"parametrize", "skipif"}
+    assert registered == used == {"gpu", "reliability", "slurm"}, (registered, used)
+    assert "-m 'not gpu'" in addopts and addopts.split().count("-m") == 1
+    makefile = ROOT.joinpath("Makefile").read_text()
+    assert re.search(r"^test: install\n\t\$\(PY\) -m pytest\n", makefile, flags=re.M)
+    readme = ROOT.joinpath("README.md").read_text()
+    assert "make test        # " in readme and "-m gpu" in readme
 
 
 def test_the_repository_cites_no_document_outside_it():
@@ -207,20 +223,36 @@ def test_a_single_run_in_a_terminal_shows_a_progress_bar_and_a_pipe_gets_lines(t
     mid_line = re.findall(r"[^\r\n]\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown)
     assert mid_line == [], f"a log line starts in the middle of the bar's line: {mid_line}"
     assert "Validation" not in shown and "Testing" not in shown, "one bar serves the run"
-    piped = run_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'pipe'}", cwd=tmp_path)
+    piped = train_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'pipe'}", cwd=tmp_path)
     assert piped.returncode == 0 and "epoch 2/2" in piped.stdout + piped.stderr
     assert "Epoch 1:" not in piped.stdout + piped.stderr, "no bar where no one watches"
 
 
+def test_progress_bar_true_and_false_override_what_auto_decides(monkeypatch):
+    """``auto``: a bar for a single run whose stdout is a terminal, never for a sweep;
+    ``true``/``false`` (Hydra passes them as text) decide alone."""
+    from prunelab.train import wants_progress_bar
+
+    for tty in (True, False):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda tty=tty: tty)
+        assert wants_progress_bar("auto", multirun=False) is tty
+        assert wants_progress_bar("auto", multirun=True) is False
+        assert wants_progress_bar("True", multirun=True) is True
+        assert wants_progress_bar("false", multirun=False) is False
+
+
 def test_a_one_shot_run_without_fine_tuning_says_its_accuracy_is_unrecovered(tmp_path):
-    plain = run_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    plain = train_cli(*SMALL_RUN, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr[-2000:]
     last = (plain.stdout + plain.stderr).strip().splitlines()[-1]
     assert "is the unrecovered accuracy of a one-shot prune" in last
     assert "schedule.finetune_epochs=3 to recover it" in last
-    tuned = run_cli(*SMALL_RUN, "schedule.finetune_epochs=1", f"hydra.run.dir={tmp_path / 'b'}",
-                    cwd=tmp_path)  # fmt: skip
+    tuned = train_cli(*SMALL_RUN, "schedule.finetune_epochs=1",
+                      f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    assert "epoch 3/3" in tuned.stdout + tuned.stderr, "it ran, and said so"
     assert "unrecovered" not in tuned.stdout + tuned.stderr
-    swept = run_cli("-m", *SMALL_RUN, f"hydra.sweep.dir={tmp_path / 'c'}", cwd=tmp_path)
+    swept = train_cli("-m", *SMALL_RUN, f"hydra.sweep.dir={tmp_path / 'c'}", cwd=tmp_path)
     assert swept.returncode == 0 and "unrecovered" not in swept.stdout + swept.stderr, (
         "a sweep of the challenge's one-shot protocol does not repeat it per job"
     )
@@ -228,7 +260,7 @@ def test_a_one_shot_run_without_fine_tuning_says_its_accuracy_is_unrecovered(tmp
 
 def test_logger_tensorboard_writes_event_files_and_keeps_the_csv(tmp_path):
     run = tmp_path / "run"
-    proc = run_cli(*SMALL_RUN, "logger=tensorboard", f"hydra.run.dir={run}", cwd=tmp_path)
+    proc = train_cli(*SMALL_RUN, "logger=tensorboard", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     rows = (run / "metrics.csv").read_text().splitlines()

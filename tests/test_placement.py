@@ -175,6 +175,9 @@ def test_a_misplaced_optimizer_buffer_is_reported_and_stops_the_fit():
         check_placement(module, [opt])
     module.sums["test_sums"].correct = module.sums["test_sums"].correct.to("meta")
     assert any("test_sums.correct is on meta" in e for e in placement_errors(module))
+    # masks are buffers, not parameters: they are checked too
+    module.net.layers[0].mask = module.net.layers[0].mask.to("meta")
+    assert any("net.layers.0.mask is on meta" in e for e in placement_errors(module))
 
 
 def test_placement_is_checked_whenever_a_fit_starts(make_cfg, monkeypatch):

@@ -5,17 +5,16 @@ the command line, train, and are reported, with no edit to prunelab."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from prunelab.errors import ConfigError
 from prunelab.registry import Registry
+from prunelab.report.__main__ import main as report_main
 from prunelab.results import RESULT_FILE
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, train_cli
 
 PLUGIN_CONF = ROOT / "tests" / "plugin_conf"
 
@@ -23,7 +22,7 @@ PLUGIN_CONF = ROOT / "tests" / "plugin_conf"
 @pytest.fixture(scope="module")
 def plugin_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("plugins")
-    proc = run_cli(
+    proc = train_cli(
         "-m", f"hydra.searchpath=[file://{PLUGIN_CONF}]", "data=blobs",
         "schedule=half_then_full", "strategy=unit_l1,neuron", "model.sizes=[784,32,10]",
         "sparsity=0,0.5", "schedule.step_epochs=2", f"hydra.sweep.dir={root / 'sweep'}",
@@ -52,11 +51,7 @@ def test_a_plugin_criterion_schedule_and_dataset_train_from_the_command_line(plu
 
 
 def test_the_report_draws_the_plugin_strategy(plugin_sweep):
-    proc = subprocess.run(
-        [sys.executable, "-m", "prunelab.report", str(plugin_sweep)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report_main([str(plugin_sweep)], write=lambda _: None) == 0
     report = plugin_sweep / "report"
     assert (report / "Accuracy_vs_Sparsity_for_Unit_L1_Pruning.png").is_file()
     assert (report / "Test_Accuracy_Unit_L1_Pruning.png").is_file()
@@ -67,9 +62,7 @@ def test_the_report_draws_the_plugin_strategy(plugin_sweep):
 
 
 def test_a_plugin_that_cannot_be_imported_is_refused_in_one_line(tmp_path):
-    proc = run_cli(
-        "strategy.criterion=tests.no_such_module:Score", f"hydra.run.dir={tmp_path}", cwd=ROOT
-    )
+    proc = train_cli("strategy.criterion=tests.no_such_module:Score", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert (
@@ -78,9 +71,7 @@ def test_a_plugin_that_cannot_be_imported_is_refused_in_one_line(tmp_path):
 
 
 def test_a_plugin_of_the_wrong_kind_is_refused(tmp_path):
-    proc = run_cli(
-        "strategy.criterion=tests.plugin_methods:BLOBS", f"hydra.run.dir={tmp_path}", cwd=ROOT
-    )
+    proc = train_cli("strategy.criterion=tests.plugin_methods:BLOBS", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
     assert "unknown strategy.criterion 'tests.plugin_methods:BLOBS'" in proc.stderr
 

@@ -7,10 +7,7 @@ Run alone with ``pytest -m reliability``; the run ends with "N bad inputs tried,
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ from prunelab.report.__main__ import main as report_main
 from prunelab.results import ERROR_FILE, MODEL_FILE, RESULT_FILE
 from prunelab.run import run_job
 
-from .conftest import BAD_INPUT_TALLY, ROOT, run_cli
+from .conftest import BAD_INPUT_TALLY, run_cli, run_cli_killed_at_result, train_cli
 from .test_data import idx_bytes, write_idx_set
 
 pytestmark = pytest.mark.reliability
@@ -87,7 +84,7 @@ CLI_BAD_INPUTS = [
 def test_bad_command_line_input_is_one_clean_line(tmp_path, args, message):
     BAD_INPUT_TALLY["tried"] += 1
     run_dir = tmp_path / "run"
-    proc = run_cli(
+    proc = train_cli(
         *args,
         "data.limit=100",
         f"hydra.run.dir={run_dir}",
@@ -104,11 +101,23 @@ def test_bad_command_line_input_is_one_clean_line(tmp_path, args, message):
     BAD_INPUT_TALLY["clean"] += 1
 
 
+def test_bad_input_to_python_dash_m_is_one_line_and_exit_status_2(tmp_path):
+    """The cases above run the command line's entry in-process; this one is the real
+    ``python -m prunelab.train`` of a user, a process of its own."""
+    BAD_INPUT_TALLY["tried"] += 1
+    proc = run_cli("strategy=magnitude", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert_clean_line(line, "error: unknown strategy 'magnitude'; choose one of:")
+    assert not (tmp_path / "run").exists()
+    BAD_INPUT_TALLY["clean"] += 1
+
+
 def test_an_output_dir_that_cannot_be_created_is_one_clean_line(tmp_path):
     BAD_INPUT_TALLY["tried"] += 1
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    proc = run_cli(f"hydra.run.dir={blocker / 'run'}", "data.limit=100", cwd=tmp_path)
+    proc = train_cli(f"hydra.run.dir={blocker / 'run'}", "data.limit=100", cwd=tmp_path)
     assert proc.returncode != 0
     assert_clean_line(proc.stderr, f"{blocker} is a file, not a folder")
     assert blocker.read_text() == "not a folder"
@@ -117,7 +126,7 @@ def test_an_output_dir_that_cannot_be_created_is_one_clean_line(tmp_path):
 
 def test_more_sweep_workers_than_gpus_is_one_clean_line(tmp_path):
     BAD_INPUT_TALLY["tried"] += 1
-    proc = run_cli(
+    proc = train_cli(
         "-m", "experiment=smoke", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=4",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
         env={"PRUNELAB_FAKE_GPU_COUNT": "1"},
@@ -192,7 +201,7 @@ def test_report_on_a_missing_dir(tmp_path, capsys):
 def test_a_diverging_run_stops_with_a_clear_message_and_is_marked_failed(tmp_path):
     BAD_INPUT_TALLY["tried"] += 1
     run_dir = tmp_path / "run"
-    proc = run_cli(
+    proc = train_cli(
         "optim.lr=1e6", "data.limit=1000", "schedule.epochs=2",
         f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path,
     )  # fmt: skip
@@ -204,37 +213,13 @@ def test_a_diverging_run_stops_with_a_clear_message_and_is_marked_failed(tmp_pat
     BAD_INPUT_TALLY["clean"] += 1
 
 
-KILL_ON_RESULT_WRITE = """
-import os, signal, sys
-import prunelab.results as results
-
-real_replace = os.replace
-count = {"n": 0}
-
-def replace(src, dst):
-    if str(dst).endswith("result.json"):
-        count["n"] += 1
-        if count["n"] == int(os.environ["KILL_AT_RESULT"]):
-            os.kill(os.getpid(), signal.SIGKILL)  # temp file written, not yet renamed
-    return real_replace(src, dst)
-
-results.os.replace = replace
-sys.argv = ["prunelab.train", *sys.argv[1:]]
-from prunelab.train import main
-main()
-"""
-
-
 def test_sigkill_while_writing_result_json_then_rerun_counts_each_job_once(tmp_path):
     sweep, cache_dir = tmp_path / "sweep", tmp_path / "cache"
     args = [
         "-m", "experiment=smoke", "sparsity=0,0.5",
         f"hydra.sweep.dir={sweep}", f"paths.cache_dir={cache_dir}",
     ]  # fmt: skip
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_ON_RESULT_WRITE, *args],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "KILL_AT_RESULT": "2"},
-    )  # fmt: skip
+    killed = run_cli_killed_at_result(*args, n=2, when="before")
     assert killed.returncode == -signal.SIGKILL
     done = list(sweep.glob(f"*/{RESULT_FILE}"))
     assert len(done) == 1, "the first job finished; the second died writing its result"
@@ -242,9 +227,7 @@ def test_sigkill_while_writing_result_json_then_rerun_counts_each_job_once(tmp_p
     assert len(half) == 1 and json.loads(half[0].read_text())["status"] == "ok"
     first = done[0].read_bytes()
 
-    again = subprocess.run(
-        [sys.executable, "-m", "prunelab.train", *args], cwd=ROOT, capture_output=True, text=True
-    )
+    again = train_cli(*args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert done[0].read_bytes() == first
     results = sorted(sweep.glob(f"*/{RESULT_FILE}"))
@@ -310,8 +293,18 @@ def test_a_long_job_killed_mid_training_resumes_from_its_last_checkpoint(
     assert len(list(left)) == 1
     assert not (out / RESULT_FILE).exists()
 
-    monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", real)
+    trained: list[int] = []
+
+    def counts(self, trainer, pl_module):
+        trained.append(trainer.current_epoch)
+        real(self, trainer, pl_module)
+
+    monkeypatch.setattr(callbacks.EpochSummary, "on_train_epoch_end", counts)
     resumed = run_job(cfg)
+    # Only the crashed epoch and those after it are trained again: the dense build resumes from the
+    # last.ckpt in its work dir, a job's fine-tuning from the one in its folder. Trained from
+    # scratch, the same bits would come out, so the numbers below cannot tell.
+    assert trained == list(range(crash_at, 5)), trained
     if not dense_cache:
         assert resumed["resumed_after_epoch"] == crash_at
     for key in ("train_acc", "val_acc", "test_acc", "test_loss"):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +15,7 @@ from prunelab.report import make_report, plots
 from prunelab.report.plots import epoch_plot_name, sparsity_plot_name
 from prunelab.results import RESULT_FILE
 
-from .conftest import ROOT
+from .conftest import train_cli
 from .test_report_shrinkbench import PNG_MAGIC, job, section
 
 
@@ -26,13 +24,11 @@ def finetune_sweep(tmp_path_factory) -> Path:
     """``experiment=finetune_length`` on a grid small enough for CI: one strategy, k = 0 and
     0.9, 0 or 1 fine-tune epochs, two seeds, 400 images, one dense epoch."""
     root = tmp_path_factory.mktemp("finetune")
-    cmd = [
-        sys.executable, "-m", "prunelab.train", "-m", "experiment=finetune_length",
-        "strategy=weight", "sparsity=0,0.9", "schedule.finetune_epochs=0,1", "seed=0,1",
-        "schedule.epochs=1", "data.limit=400", f"hydra.sweep.dir={root / 'sweep'}",
-        f"paths.cache_dir={root / 'cache'}",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = train_cli(
+        "-m", "experiment=finetune_length", "strategy=weight", "sparsity=0,0.9",
+        "schedule.finetune_epochs=0,1", "seed=0,1", "schedule.epochs=1", "data.limit=400",
+        f"hydra.sweep.dir={root / 'sweep'}", f"paths.cache_dir={root / 'cache'}",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "sweep"
 

@@ -7,7 +7,7 @@ import torch
 
 from prunelab.config import strategy_method
 from prunelab.config.schema import GradualSchedule, IterativeSchedule
-from prunelab.nets import MaskedMLP
+from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.results import MODEL_FILE
 from prunelab.run import run_job
 from prunelab.schedules import (
@@ -34,6 +34,8 @@ def test_target_sparsity_steps_only_on_pruning_steps():
     assert targets[35] == pytest.approx(cubic_ramp(35, 20, 40, k))
     assert targets[40:] == [k] * 10
     assert target_sparsity(19, spe, k, 2) is None and target_sparsity(20, spe, k, 2) == k
+    # prune_every_epochs is a share of an epoch: 0.25 of 20 steps is every 5th step
+    assert GradualSchedule(prune_every_epochs=0.25).steps_between_prunes(20) == 5
 
 
 def _assert_exact(result: dict, run, k: float) -> None:
@@ -95,9 +97,19 @@ def test_released_masks_let_pruned_weights_grow_back():
     assert (net.layers[0].weight.grad[pruned] != 0).any(), "…but they get gradients again"
 
 
-def test_iterative_reaches_exactly_k_and_every_epoch_is_evaluated_at_k(make_cfg, tmp_path):
+def test_iterative_reaches_exactly_k_and_every_epoch_is_evaluated_at_k(
+    make_cfg, tmp_path, monkeypatch
+):
     import pandas as pd
 
+    live = []  # member 0's nonzero weights of layer 0 before each prune
+    prune = StackedMLP.prune
+
+    def spy(self, *args, **kwargs):
+        live.append(int(self.layers[0].weight[0].count_nonzero()))
+        return prune(self, *args, **kwargs)
+
+    monkeypatch.setattr(StackedMLP, "prune", spy)
     cfg = make_cfg("schedule=iterative", "schedule.ramp_epochs=3", "schedule.finetune_epochs=1",
                    "data.limit=1024", "data.batch_size=128", "sparsity=0.8")  # fmt: skip
     result = run_job(cfg)
@@ -105,3 +117,7 @@ def test_iterative_reaches_exactly_k_and_every_epoch_is_evaluated_at_k(make_cfg,
     per_epoch = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["sparsity/global"])
     assert per_epoch["sparsity/global"].round(4).tolist() == [0.8] * 4
     assert result["schedule"] == "iterative" and result["ramp_epochs"] == 3
+    sizes = result["config"]["model"]["sizes"]
+    n = sizes[0] * sizes[1]
+    assert len(live) == 3, "one prune after each window epoch"
+    assert all(c > round(0.2 * n) for c in live[1:]), f"masks lifted, pruned weights regrew: {live}"

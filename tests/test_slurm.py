@@ -15,7 +15,7 @@ from prunelab.errors import SlurmError
 from prunelab.slurm import Partition
 
 from .conftest import FAKE_SINFO, fake_slurm_path
-from .test_launchers import cli
+from .conftest import train_cli as cli
 
 
 def test_sinfo_gives_each_partitions_largest_node_default_first():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import subprocess
 import sys
 
 import pytest
@@ -88,12 +87,23 @@ def test_the_readings_of_a_history(ref):
     assert ref.readings(history) == {"last5": 0.8, "last": 0.72, "max": 0.99, "at_best_val": 0.6}
 
 
-def test_a_short_run_writes_every_reading_and_the_table_reads_it(tmp_path):
+def script(ref, monkeypatch, *args: str) -> int:
+    """``python scripts/snip_reference.py ARGS`` through its ``main``, in this process: its
+    exit status (argparse's 2 for an error)."""
+    monkeypatch.setattr(sys, "argv", ["snip_reference.py", *args])
+    try:
+        ref.main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_a_short_run_writes_every_reading_and_the_table_reads_it(ref, tmp_path, monkeypatch,
+                                                                 capsys):  # fmt: skip
     out = tmp_path / "k0.9_seed0.json"
-    cmd = [sys.executable, str(SCRIPT), "--sparsity", "0.9", "--iterations", "40",
-           "--decay-every", "20", "--check-every", "20", "--out", str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["--sparsity", "0.9", "--iterations", "40", "--decay-every", "20",
+            "--check-every", "20", "--out", str(out)]  # fmt: skip
+    assert script(ref, monkeypatch, *args) == 0, capsys.readouterr().err[-3000:]
     r = json.loads(out.read_text())
     assert [h[0] for h in r["history"]] == [20, 40]
     assert r["test_acc_last"] == r["history"][-1][2]
@@ -102,10 +112,9 @@ def test_a_short_run_writes_every_reading_and_the_table_reads_it(tmp_path):
     assert r["biases_kept"] == [0, 0, 0]
     total = 784 * 300 + 300 * 100 + 100 * 10 + 410
     assert sum(r["weights_kept"]) == round(total * 0.1)
-    table = subprocess.run([sys.executable, str(SCRIPT), "--table", str(tmp_path)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert table.returncode == 0, table.stderr[-3000:]
-    assert "| 90 | pruned | 1 |" in table.stdout
+    capsys.readouterr()
+    assert script(ref, monkeypatch, "--table", str(tmp_path)) == 0
+    assert "| 90 | pruned | 1 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -114,8 +123,8 @@ def test_a_short_run_writes_every_reading_and_the_table_reads_it(tmp_path):
      (["--table", "."], "no results (*.json) in ."),
      (["--sparsity", "0.9"], "--sparsity and --out are needed")],
 )  # fmt: skip
-def test_bad_input_is_one_line_that_says_what_to_do(tmp_path, args, message):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 2
-    assert message in proc.stderr.strip().splitlines()[-1]
+def test_bad_input_is_one_line_that_says_what_to_do(ref, tmp_path, monkeypatch, capsys, args,
+                                                     message):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert script(ref, monkeypatch, *args) == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]

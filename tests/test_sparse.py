@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
 
+from prunelab import sparse
 from prunelab.config import strategy_method
 from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
@@ -163,11 +165,26 @@ def test_auto_takes_a_csr_layer_only_if_it_is_clearly_faster(trained_like):
     assert model.kinds == ["dense"] * 5
 
 
-def test_the_measured_timer_times_both_forms_at_the_batch_size(trained_like):
+def test_the_measured_timer_times_both_forms_at_the_batch_size(trained_like, monkeypatch):
     w = pruned(trained_like, "weight", 0.9).layers[1].weight.detach()
     for batch in (1, 16):
         seconds = layer_seconds(w, batch, reps=2)
         assert set(seconds) == {"dense", "csr"} and all(t > 0 for t in seconds.values())
+    # What is timed: w's product with a batch of the size asked, once as the dense matrix and
+    # once as its CSR copy (positive times alone hold for any product at all).
+    products: list[torch.Tensor] = []
+    converted: list[torch.Tensor] = []
+    monkeypatch.setattr(sparse, "best_seconds", lambda call, reps: products.append(call()) or 1.0)
+    real = sparse.to_csr_int32
+    monkeypatch.setattr(sparse, "to_csr_int32", lambda t: converted.append(t) or real(t))
+    for batch in (1, 16):
+        products.clear()
+        converted.clear()
+        layer_seconds(w, batch, reps=2)
+        shape = (w.shape[0],) if batch == 1 else (w.shape[0], batch)  # batch 1: torch.mv
+        assert [tuple(p.shape) for p in products] == [shape, shape]
+        torch.testing.assert_close(products[1], products[0])  # CSR gives the dense product
+        assert len(converted) == 1 and torch.equal(converted[0], w), "the CSR form is w's"
 
 
 def test_the_measured_model_timer_runs_the_model_at_the_batch_size(trained_like):
@@ -179,6 +196,24 @@ def test_the_measured_model_timer_runs_the_model_at_the_batch_size(trained_like)
         shapes.clear()
         assert model_seconds(model, batch, reps=2) > 0
         assert shapes == [(batch, SIZES[0])] * 3
+
+
+def test_speedups_are_each_models_time_against_the_dense_models(monkeypatch):
+    """``measure_speedups`` reports the dense model's seconds per call and every other
+    model's dense time over its own; a fake clock that only the models advance makes the
+    figures exact (a real clock would make them this machine's)."""
+    now = [0.0]
+    monkeypatch.setattr(sparse, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def costing(seconds: float):
+        def model(x: torch.Tensor) -> None:
+            now[0] += seconds
+
+        return model
+
+    models = {"dense": costing(2.0), "auto": costing(0.5)}
+    speedups = sparse.measure_speedups(models, torch.zeros(1, 784), reps=3)
+    assert speedups == {"dense": 2.0, "auto": 4.0}
 
 
 def test_export_of_an_unpruned_model_is_the_dense_model(trained_like):

@@ -7,8 +7,6 @@ these tests check is the batching alone: the member axis, the summed loss, the r
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -21,10 +19,11 @@ from prunelab.errors import ConfigError
 from prunelab.logs import MemberLoggers
 from prunelab.module import PruningModule
 from prunelab.nets import MaskedMLP
+from prunelab.report.__main__ import main as report_main
 from prunelab.results import MODEL_FILE, RESULT_FILE
 from prunelab.run import group_jobs, run_job, run_jobs
 
-from .test_launchers import cli
+from .conftest import train_cli as cli
 
 MEMBERS = [("weight", 0.5), ("neuron", 0.9), ("random_weight", 0.7), ("global_weight", 0.95)]
 # 25 steps per epoch (800 samples, batch 32): 2 epochs = 50 steps, pruned after the first.
@@ -181,10 +180,7 @@ def test_stacked_launcher_runs_a_sweep_into_per_job_results_and_resumes(tmp_path
     after = {p.parent.name: json.loads(p.read_text())["finished_at"]
              for p in sweep.glob(f"*/{RESULT_FILE}")}  # fmt: skip
     assert after == before, "finished jobs are not trained again"
-    report = subprocess.run(
-        [sys.executable, "-m", "prunelab.report", str(sweep)], capture_output=True, text=True
-    )
-    assert report.returncode == 0, report.stderr
+    assert report_main([str(sweep)], write=lambda _: None) == 0
     assert "8 of 8 jobs finished" in (sweep / "report" / "report.md").read_text()
 
 
@@ -192,6 +188,7 @@ class Crash(Exception):
     """Stands for a kill: raised from inside a stacked run at a chosen epoch."""
 
 
+@pytest.mark.reliability
 def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
     make_cfg, tmp_path, monkeypatch
 ):
@@ -233,23 +230,21 @@ def test_a_stacked_run_killed_mid_training_resumes_from_its_last_checkpoint(
 
 
 def test_the_default_launcher_and_stacks_of_one_give_the_same_bits(tmp_path):
-    common = ("-m", "experiment=smoke", "strategy=weight", "sparsity=0,0.9",
-              f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
-    runs = {
-        "default": cli(*common, f"hydra.sweep.dir={tmp_path / 'default'}"),
-        "stacked": cli(
-            *common,
-            "hydra/launcher=stacked",
-            "hydra.launcher.max_members=1",
-            f"hydra.sweep.dir={tmp_path / 'stacked'}",
-        ),
-    }
-    for proc in runs.values():
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    """Each launcher with a dense cache of its own, so that each trains its dense model (with
+    one cache the second would prune the first's model and show nothing of its training)."""
+    common = ("-m", "experiment=smoke", "strategy=weight", "sparsity=0,0.9")
+    launchers = {"default": (), "stacked": ("hydra/launcher=stacked",
+                                            "hydra.launcher.max_members=1")}  # fmt: skip
     keys = ("train_acc", "val_acc", "test_acc", "test_loss", "figures")
-    found = {}
-    for name in runs:
+    found: dict[str, list[dict]] = {}
+    for name, launcher in launchers.items():
+        proc = cli(*common, *launcher, f"hydra.sweep.dir={tmp_path / name}",
+                   f"paths.cache_dir={tmp_path / name / 'cache'}")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        said = proc.stdout + proc.stderr
+        assert said.count("training the dense model") == 1, f"{name}: its own dense model"
         for p in (tmp_path / name).glob(f"*/{RESULT_FILE}"):
             r = json.loads(p.read_text())
+            assert r["stacked"]["members"] == 1, name
             found.setdefault(p.parent.name, []).append({k: r[k] for k in keys})
     assert len(found) == 2 and all(len(v) == 2 and v[0] == v[1] for v in found.values())

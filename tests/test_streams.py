@@ -12,6 +12,8 @@ from prunelab.data import BatchLoader
 from prunelab.nets import fresh_weights, seeded_mlp
 from prunelab.streams import PURPOSES, seed_for
 
+pytestmark = pytest.mark.reliability
+
 
 def test_no_two_seed_epoch_pairs_share_a_batch_order():
     n = 50_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE, RESULT_FILE
 from prunelab.run import run_job
 
-from .conftest import ROOT, run_cli
+from .conftest import train_cli
 
 
 def final_row(metrics: pd.DataFrame, key: str) -> float:
@@ -56,10 +57,12 @@ def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_c
     net.load_state_dict(state)
     assert int((~net.layers[0].mask).all(dim=1).sum()) == 500
     assert on_disk["git_sha"] and on_disk["config"]["sparsity"] == 0.5
+    # What the inference timing records; how much faster the export is, is measured by
+    # scripts/bench_sparse.py, not asserted on a machine whose load a test cannot know.
     inference = on_disk["inference"]
     assert inference["batch_size"] == 64 and inference["dense_ms"] > 0
-    assert inference["speedup"] > 1.0, "half the units gone: the compact export is faster"
-    assert inference["auto_kinds"] == "dense/dense/dense/dense/dense"
+    assert math.isfinite(inference["speedup"]) and inference["speedup"] > 0
+    assert inference["auto_kinds"] == "dense/dense/dense/dense/dense", "units: compaction"
 
 
 def test_finetuning_keeps_pruned_weights_at_zero_and_logs_pruned_epochs(make_cfg, tmp_path):
@@ -87,7 +90,7 @@ def test_a_finished_run_is_returned_without_training_again(make_cfg, tmp_path):
 
 
 def test_help_is_prunelabs_own_text():
-    proc = run_cli("--help", cwd=ROOT)
+    proc = train_cli("--help")
     assert proc.returncode == 0
     out = proc.stdout
     assert "prunelab.train" in out and "strategy: " in out
@@ -161,15 +164,64 @@ def test_every_experiment_preset_composes_into_a_valid_config(make_cfg, preset):
     assert load(make_cfg(f"experiment={preset}")).schedule.total_epochs > 0
 
 
-def test_bf16_autocast_and_tf32_switches_reach_the_run(make_cfg):
-    # bf16-mixed runs on the CPU too; TF32 only changes GPU matmuls but is set either way.
+def test_bf16_autocast_and_tf32_switches_reach_the_run(make_cfg, monkeypatch):
+    """bf16-mixed runs on the CPU too: the training steps' logits are bfloat16, and the
+    result's numerics say so; TF32 only changes GPU matmuls but is set either way."""
+    from prunelab import module
+
+    dtypes: list[torch.dtype] = []
+    real = module.member_losses
+
+    def spy(logits, y):
+        dtypes.append(logits.dtype)
+        return real(logits, y)
+
+    monkeypatch.setattr(module, "member_losses", spy)
     cfg = make_cfg("trainer.precision=bf16-mixed", "float32_matmul_precision=high",
                    "data.limit=2000", "data.batch_size=128", "schedule.epochs=1",
                    "sparsity=0.5")  # fmt: skip
     try:
         result = run_job(cfg)
-        assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision("highest")
-    assert result["config"]["trainer"]["precision"] == "bf16-mixed"
+    assert dtypes and set(dtypes) == {torch.bfloat16}, "every step under bf16 autocast"
+    numerics = result["numerics"]
+    assert numerics["trainer_precision"] == "bf16-mixed"
+    assert numerics["float32_matmul_precision"] == "high", "read back from torch in the run"
     assert result["test_acc"] > 0.5
+
+
+def test_the_challenge_preset_is_sixty_one_shot_runs_of_the_default_dense_phase(make_cfg):
+    """What the README says ``make challenge`` runs: weight and unit pruning × the seed's ten
+    k × seeds 0-2, one-shot with no fine-tuning after 10 dense epochs of Adam at a constant
+    2e-3, the dense model the mean of its last 6 epochs' weights."""
+    from omegaconf import OmegaConf
+
+    job = load(make_cfg("experiment=challenge"))
+    assert job.schedule.name == "oneshot" and job.schedule.epochs == 10
+    assert job.schedule.finetune_epochs == 0
+    assert (job.optim.name, job.optim.lr, job.optim.lr_schedule) == ("adam", 2e-3, "constant")
+    assert job.optim.average_epochs(job.schedule.epochs) == 6
+    params = OmegaConf.load(CONF_DIR / "experiment" / "challenge.yaml").hydra.sweeper.params
+    grid = {k: str(v).split(",") for k, v in params.items()}
+    assert grid["strategy"] == ["weight", "neuron"] and grid["seed"] == ["0", "1", "2"]
+    assert [float(k) for k in grid["sparsity"]] == [
+        0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99
+    ]  # fmt: skip
+
+
+def test_result_json_records_its_times_and_numeric_environment(make_cfg):
+    """The README's list of what result.json holds about how a run went: every epoch's
+    seconds and their median without the first, fit and wall time, the checkpoint saves."""
+    result = run_job(make_cfg("data.limit=300", "model.sizes=[784,32,10]", "schedule.epochs=3",
+                              "schedule.finetune_epochs=1", "sparsity=0.5", "dense_cache=false",
+                              "checkpoint_every_n_epochs=1", "checkpoint_max_share=1",
+                              "inference_batch_size=null"))  # fmt: skip
+    times = result["epoch_times_s"]
+    assert len(times) == 4 and all(t > 0 for t in times)
+    assert result["epoch_time_s"] == statistics.median(times[1:])
+    assert 0 < result["fit_time_s"] <= result["wall_time_s"]
+    assert result["checkpoint_time_s"] > 0, "three saves (none after the last epoch)"
+    env = result["numerics"]
+    assert env["deterministic_algorithms"] is True and env["cuda_version"] is None
+    assert env["device_name"] and env["interop_threads"] == torch.get_num_interop_threads()
