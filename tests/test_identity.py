@@ -9,15 +9,18 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from prunelab.config import check_argv, load
 from prunelab.errors import MismatchError
 from prunelab.identity import NOT_IN_IDENTITY, differences, identity, identity_settings
-from prunelab.results import RESULT_FILE, check_prior
+from prunelab.results import METRICS_FILE, MODEL_FILE, RESULT_FILE, check_prior
 from prunelab.run import run_job
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, train_cli
+
+pytestmark = pytest.mark.reliability
 
 QUICK = ["strategy=weight", "sparsity=0.5", "data.limit=2000", "inference_batch_size=null"]
 
@@ -26,24 +29,28 @@ def test_a_folder_with_another_configs_result_stops_the_run_naming_the_differenc
     """The issue's example: the same folder, schedule.epochs 1 then 2."""
     run_dir = tmp_path / "D"
     common = [*QUICK, f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    first = run_cli(*common, "schedule.epochs=1", cwd=tmp_path)
+    first = train_cli(*common, "schedule.epochs=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    before = (run_dir / RESULT_FILE).read_bytes()
+    kept = (RESULT_FILE, METRICS_FILE, MODEL_FILE)
+    before = {name: (run_dir / name).read_bytes() for name in kept}
 
-    second = run_cli(*common, "schedule.epochs=2", cwd=tmp_path)
+    second = train_cli(*common, "schedule.epochs=2", cwd=tmp_path)
     assert second.returncode != 0
     [line] = second.stderr.strip().splitlines()
     assert line.startswith(f"error: {run_dir} holds a result of another config")
     assert "(schedule.epochs: 1 → 2)" in line and "on_mismatch=rerun" in line
-    assert (run_dir / RESULT_FILE).read_bytes() == before, "nothing touched"
+    assert {name: (run_dir / name).read_bytes() for name in kept} == before, "nothing touched"
 
-    again = run_cli(*common, "schedule.epochs=2", "on_mismatch=rerun", cwd=tmp_path)
+    again = train_cli(*common, "schedule.epochs=2", "on_mismatch=rerun", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     new = json.loads((run_dir / RESULT_FILE).read_text())
     assert new["epochs"] == 2
-    [old] = run_dir.glob(f".superseded-*/{RESULT_FILE}")
-    assert old.read_bytes() == before, "the old result kept beside the new one"
-    assert old.parent.name == f".superseded-{json.loads(before)['identity']}"
+    rows = pd.read_csv(run_dir / METRICS_FILE).dropna(subset=["test/acc"])
+    assert rows["epoch"].tolist() == [0, 1], "a log of its own, not appended to the old one"
+    [aside] = run_dir.glob(".superseded-*/")
+    assert aside.name == f".superseded-{json.loads(before[RESULT_FILE])['identity']}"
+    for name in kept:  # the old run's files kept, byte for byte, beside the new ones
+        assert (aside / name).read_bytes() == before[name], name
 
 
 def test_keys_that_cannot_change_a_number_still_find_the_finished_result(make_cfg, tmp_path):
@@ -76,13 +83,45 @@ def test_a_result_is_not_the_result_of_another_trainer_or_setting(make_cfg, chan
     assert named in differences(done, other)
 
 
+def test_every_key_outside_the_identity_stays_out_of_job_folder_names():
+    """A sweep's job folders are named after its command-line settings, less Hydra's
+    ``exclude_keys``: a key that cannot change a number must be among them, or a re-run
+    with it changed lands in a new folder and trains again."""
+    from omegaconf import OmegaConf
+
+    from prunelab.config import CONF_DIR
+    from prunelab.config.schema import PathsConfig
+
+    hydra = OmegaConf.load(CONF_DIR / "config.yaml").hydra
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    outside = {k for k in NOT_IN_IDENTITY if k != "paths"}
+    outside |= {f"paths.{f.name}" for f in dataclasses.fields(PathsConfig)} - {"paths.output_dir"}
+    assert outside <= excluded, sorted(outside - excluded)
+
+
+def test_a_sweep_rerun_with_keys_outside_the_identity_finds_its_finished_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "experiment=smoke", "strategy=weight", "sparsity=0,0.5", "data.limit=300",
+            f"hydra.sweep.dir={sweep}", f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    first = train_cli(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    written = {p.parent.name: p.read_bytes() for p in sweep.glob(f"*/{RESULT_FILE}")}
+    assert len(written) == 2
+    again = train_cli(*args, "logger=tensorboard", "dense_cache=false", "progress_bar=false",
+                      "inference_batch_size=null", "checkpoint_every_n_epochs=3",
+                      "on_mismatch=rerun")  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p.parent.name: p.read_bytes() for p in sweep.glob(f"*/{RESULT_FILE}")} == written
+    assert not list(sweep.glob("*/.superseded-*")) and not list(sweep.glob("*/tensorboard"))
+
+
 def test_an_edited_preset_is_a_different_config(tmp_path):
     """A sweep re-run after its preset changed: the command line is the same, the config is
     not; every job is refused before any of them trains."""
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     args = ["-m", "experiment=smoke", "sparsity=0,0.5", "data.limit=300",
             f"hydra.sweep.dir={sweep}", f"paths.cache_dir={cache}"]  # fmt: skip
-    done = run_cli(*args, cwd=tmp_path)
+    done = train_cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     edited = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", edited)
@@ -119,6 +158,12 @@ def test_a_checkpoint_of_another_config_is_never_resumed(make_cfg, tmp_path, mon
 
     with pytest.raises(MismatchError, match=r"holds a checkpoint of another config \(optim.lr"):
         run_job(make_cfg(*common, "optim.lr=0.001"))
+    # and the command line refuses it before Hydra sets anything up
+    argv = [*common, "optim.lr=0.001", f"hydra.run.dir={tmp_path / 'run'}"]
+    with pytest.raises(MismatchError, match=r"holds a checkpoint of another config \(optim.lr"):
+        check_argv(argv)
+    check_argv([*argv, "on_mismatch=rerun"])
+    check_argv([*common, f"hydra.run.dir={tmp_path / 'run'}"])  # its own config resumes it
     assert (tmp_path / "run" / "last.ckpt").is_file(), "kept for the config that wrote it"
     result = run_job(make_cfg(*common, "optim.lr=0.001", "on_mismatch=rerun"))
     assert result["resumed_after_epoch"] is None, "started over"

@@ -153,8 +153,11 @@ def set_aside(path: Path, why: str) -> Path:
     return target
 
 
+# A long job's last checkpoint and its manifest (``resume.py`` writes and resumes them).
+LAST_CKPT = "last.ckpt"
+LAST_MANIFEST = "last.json"
 # What a finished or interrupted job leaves in its folder, besides Hydra's own files.
-JOB_FILES = (RESULT_FILE, METRICS_FILE, MODEL_FILE, ERROR_FILE, "last.ckpt", "last.json",
+JOB_FILES = (RESULT_FILE, METRICS_FILE, MODEL_FILE, ERROR_FILE, LAST_CKPT, LAST_MANIFEST,
              "tensorboard")  # fmt: skip
 SUPERSEDED = ".superseded-"
 
@@ -192,6 +195,38 @@ def check_prior(
     if act:
         supersede(Path(job_dir), result.get("identity"))
     return None
+
+
+def read_checkpoint_manifest(folder: Path) -> dict[str, Any] | None:
+    """``folder``'s ``last.json`` (what its ``last.ckpt`` is and which config wrote it), or
+    None if it cannot be read."""
+    try:
+        manifest = json.loads((Path(folder) / LAST_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def foreign_checkpoint(folder: Path, manifest: dict[str, Any], config: dict[str, Any]) -> str:
+    """The one line that refuses ``folder``'s checkpoint, written by another config (its
+    ``manifest``), for a run of ``config``."""
+    made_by = {"identity_version": None, "config": None, **manifest.get("made_by", {})}
+    return mismatch_message(folder, "a checkpoint", made_by, config)
+
+
+def check_prior_checkpoint(
+    job_dir: Path, identity: str, config: dict[str, Any], on_mismatch: str
+) -> None:
+    """Refuse ``job_dir`` if its ``last.ckpt`` was written by another config (its
+    ``last.json`` names another identity), unless ``on_mismatch="rerun"``: checked with the
+    command line, before Hydra sets the job up or a sweep's earlier jobs train (the run
+    itself would stop there too, in ``resume.resume_point``). Only the manifest is read;
+    whether the checkpoint is sound is the resume's to check."""
+    if on_mismatch == "rerun" or not (Path(job_dir) / LAST_CKPT).is_file():
+        return
+    manifest = read_checkpoint_manifest(job_dir)
+    if manifest is not None and manifest.get("identity") != identity:
+        raise MismatchError(foreign_checkpoint(Path(job_dir), manifest, config))
 
 
 def mismatch_message(

@@ -15,7 +15,6 @@ or, with ``on_mismatch=rerun``, supersedes it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -30,16 +29,17 @@ from prunelab.errors import MismatchError
 from prunelab.identity import IDENTITY_VERSION
 from prunelab.module import CHECKPOINT_FORMAT
 from prunelab.results import (
+    LAST_CKPT,
+    LAST_MANIFEST,
     atomic_path,
-    mismatch_message,
+    foreign_checkpoint,
+    read_checkpoint_manifest,
     set_aside,
     sha256_file,
     supersede,
     write_json_atomic,
 )
 
-LAST_CKPT = "last.ckpt"
-LAST_MANIFEST = "last.json"
 log = logging.getLogger("prunelab")
 
 Rows = list[dict[str, float]]
@@ -61,7 +61,7 @@ def write_manifest(
     job killed between the two (SLURM's requeue, a time limit) leaves the old checkpoint
     under a manifest that still vouches for it, so the resume loses one save, not the run.
     """
-    old = read_manifest(ckpt.parent)
+    old = read_checkpoint_manifest(ckpt.parent)
     previous = None
     if old is not None and ckpt.is_file() and old.get("sha256") == sha256_file(ckpt):
         previous = {"sha256": old["sha256"], "epoch": old["epoch"]}
@@ -77,14 +77,6 @@ def write_manifest(
             "made_by": {"identity_version": IDENTITY_VERSION, "config": config},
         },
     )
-
-
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads((folder / LAST_MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
 
 
 def checkpoint_epoch(path: Path, manifest: dict[str, Any] | None) -> int | None:
@@ -132,7 +124,7 @@ def resume_point(
     path = folder / LAST_CKPT
     if not path.is_file():
         return None, -1
-    manifest = read_manifest(folder)
+    manifest = read_checkpoint_manifest(folder)
     problem = checkpoint_problem(path, manifest, members)
     if problem is not None:
         aside = set_aside(path, "unusable")
@@ -142,8 +134,7 @@ def resume_point(
     assert manifest is not None
     if manifest.get("identity") != identity:
         if on_mismatch != "rerun":
-            made_by = {"identity_version": None, "config": None, **manifest.get("made_by", {})}
-            raise MismatchError(mismatch_message(folder, "a checkpoint", made_by, config or {}))
+            raise MismatchError(foreign_checkpoint(folder, manifest, config or {}))
         supersede(folder, manifest.get("identity"))
         return None, -1
     epoch = checkpoint_epoch(path, manifest)

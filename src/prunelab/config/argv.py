@@ -42,7 +42,7 @@ from prunelab.config.schema import SCHEDULES, schema_fields, type_hints
 from prunelab.config.tree import CONF_DIR
 from prunelab.errors import ConfigError
 from prunelab.identity import identity
-from prunelab.results import check_prior
+from prunelab.results import check_prior, check_prior_checkpoint
 
 # Sweepers that expand a sweep as Hydra's basic one does (``checked`` is prunelab's default:
 # the basic one, less its own re-composition of every job, which ``check_jobs`` makes moot).
@@ -246,6 +246,7 @@ def check_job_config(
     if job_dir is not None and job_dir.is_dir():
         config = dataclasses.asdict(job)
         check_prior(job_dir, identity(config), config, job.on_mismatch, act=False)
+        check_prior_checkpoint(job_dir, identity(config), config, job.on_mismatch)
     return job.trainer.accelerator
 
 
