@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 results3 results4 snip-reference probes smoke test lint bench clean
+.PHONY: install challenge recipes results results2 results3 results4 snip-reference probes smoke test test-slurm lint bench clean
 
 install: $(STAMP)
 
@@ -30,9 +30,15 @@ smoke: install
 	$(PY) -m prunelab.train -m experiment=smoke
 	$(PY) -m prunelab.report outputs/smoke
 
-# Every test but the GPU ones (pytest -m gpu, run by scripts/gpu_check.sh on a GPU).
+# Every test but the GPU ones (pytest -m gpu, run by scripts/gpu_check.sh on a GPU). The SLURM
+# tests skip where SLURM is not installed, saying how to run them: make test-slurm.
 test: install
 	$(PY) -m pytest
+
+# The SLURM tests against a throw-away single-node cluster, installing Debian's SLURM packages
+# first (as root, apt-get) if they are missing; CI sets the same PRUNELAB_SLURM_INSTALL=1.
+test-slurm: install
+	PRUNELAB_SLURM_INSTALL=1 $(PY) -m pytest -m slurm
 
 lint: install
 	$(PY) -m ruff check src tests scripts
@@ -71,6 +77,7 @@ probes: install
 	PY=$(PY) bash scripts/run_probes.sh
 
 bench: install
+	$(PY) scripts/bench_cli.py
 	$(PY) scripts/bench_overhead.py
 	$(PY) scripts/bench_sweep.py
 	$(PY) scripts/bench_sparse.py

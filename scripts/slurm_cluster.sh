@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throw-away single-node SLURM cluster on this machine, for tests and CI.
 #
-#   scripts/slurm_cluster.sh start  [STATE_DIR]  # install if needed, start, wait for the node
+#   scripts/slurm_cluster.sh start  [STATE_DIR]  # install if asked, start, wait for the node
 #   scripts/slurm_cluster.sh stop   [STATE_DIR]  # stop what start started; keeps the logs
 #   scripts/slurm_cluster.sh status [STATE_DIR]  # exit 0 if the controller answers, node up
 #
@@ -13,8 +13,10 @@
 #   eval "$(scripts/slurm_cluster.sh start | tail -1)"
 # Progress and errors go to stderr. Exit status of start: 0 up; 1 the cluster did not come up
 # (one line with the logs' tails; the daemons in STATE_DIR are stopped again); 3 SLURM cannot be
-# installed or started here (not root, no apt-get, no network): one line
-# `slurm_cluster: cannot install SLURM: <why>`, so callers can skip. `start` on a cluster
+# installed or started here (its packages missing and PRUNELAB_SLURM_INSTALL=1 not set, not
+# root, no apt-get, no network): one line `slurm_cluster: cannot install SLURM: <why>`, so
+# callers can skip. Debian's packages are installed only with PRUNELAB_SLURM_INSTALL=1 (CI,
+# `make test-slurm`): a test run never changes a machine's system packages unasked. `start` on a cluster
 # that is up does nothing but print the export line; `stop` when nothing runs exits 0.
 # Ports: slurmctld on PRUNELAB_SLURM_PORT_BASE (default 16817), slurmd on base + 1, away
 # from SLURM's usual 6817/6818 so a system SLURM is left alone.
@@ -133,6 +135,8 @@ ensure_installed() {
         command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
     done
     ((${#missing[@]} == 0)) && return 0
+    [[ ${PRUNELAB_SLURM_INSTALL:-} == 1 ]] || cannot_install "${missing[*]} missing;" \
+        "\`make test-slurm\` installs Debian's SLURM packages (as root) and runs these tests"
     ((EUID == 0)) || cannot_install "not root and ${missing[*]} missing"
     command -v apt-get >/dev/null 2>&1 || cannot_install "no apt-get and ${missing[*]} missing"
     log "installing ${PACKAGES[*]} (log: $STATE_DIR/apt.log)"

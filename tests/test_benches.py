@@ -42,3 +42,13 @@ def test_bench_overhead_refuses_a_fit_with_no_timed_epoch(monkeypatch, capsys):
         bench.main()
     assert refused.value.code == 2
     assert "--epochs must be at least 2" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_bench_cli_times_the_commands_and_the_imports_side_by_side():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_cli.py"), "--rounds",
+                           "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = ["--help", "config error", "sizes error", "import torch", "import pytorch_lightning"]
+    rows = {line[:28].strip(): line for line in proc.stdout.splitlines()[1:6]}
+    assert list(rows) == names
+    assert float(proc.stdout.strip().splitlines()[-1].removeprefix("worst ")) > 0

@@ -73,10 +73,28 @@ BAD = [
         "unknown key 'trainer.max_epochs': TrainerConfig has no such setting",
     ),
     ("+foo=1", "unknown key 'foo': Config has no such setting"),
-    ("schedule.rewind_epoch=2", "unknown key 'schedule.rewind_epoch': OneshotSchedule has no"),
     ("schedule=lottery schedule.name=gradual", "schedule.name=gradual does not match the chosen"),
     ("sparsity=0.1,0.5", "sparsity=0.1,0.5 lists several values: add -m (--multirun)"),
-]
+    # mistakes a new user made (issue of 2026-12-06), each with the fix in its one line
+    ("model.sizes=784,300,100,10",
+     "model.sizes takes a list: write it in brackets, model.sizes=[784,300,100,10]"),
+    ("-m model.sizes=784,300,100,10",
+     "model.sizes takes a list: write it in brackets, model.sizes=[784,300,100,10]"),
+    ("model.sizes=[784,300,100]", "model.sizes [784, 300, 100] does not fit mnist (784 inputs, "
+     "10 classes); use model.sizes=[784,300,100,10]"),
+    ("data=fashion_mnist model.sizes=[784,10,100]", "model.sizes [784, 10, 100] does not fit "
+     "fashion_mnist (784 inputs, 10 classes); use model.sizes=[784,10,100,10]"),
+    ("epochs=3", "unknown key 'epochs': Config has no such setting; did you mean schedule.epochs?"),
+    ("lr=0.01", "unknown key 'lr': Config has no such setting; did you mean optim.lr?"),
+    ("optim.lrate=0.1", "unknown key 'optim.lrate': OptimConfig has no such setting; did you "
+     "mean optim.lr"),
+    ("schedule.rewind_epoch=1", "unknown key 'schedule.rewind_epoch': OneshotSchedule has no "
+     "such setting; only schedule=imp and schedule=lottery have it (e.g. schedule=imp "
+     "schedule.rewind_epoch=…)"),
+    ("strategy=", "strategy= names no choice; choose one of: activation_neuron, "),
+    ("schedule=", "schedule= names no choice; choose one of: gradual, imp, init, iterative, "
+     "lottery, oneshot, rigl, set"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("override", "message"), BAD, ids=[b[0] for b in BAD])

@@ -22,7 +22,7 @@ from prunelab.data import (
     make_splits,
 )
 from prunelab.errors import ConfigError, DataError
-from prunelab.results import RESULT_FILE
+from prunelab.results import ERROR_FILE, METRICS_FILE, RESULT_FILE
 
 from .conftest import patch_dataset, train_cli
 
@@ -330,4 +330,5 @@ def test_a_named_data_folder_is_the_only_source_through_the_command_line(tmp_pat
         assert proc.returncode == 1
         [line] = proc.stderr.strip().splitlines()
         assert line.startswith("error: ") and "has 2 of the 4 mnist IDX files" in line, line
-        assert not (run / RESULT_FILE).exists()
+        assert (run / ERROR_FILE).is_file() and not (run / RESULT_FILE).exists()
+        assert not (run / METRICS_FILE).exists(), "found when the job starts: nothing trained"

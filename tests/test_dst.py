@@ -4,6 +4,8 @@ dense gradient RigL grows by, and whole runs (live count per layer constant, gro
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import pytest
 import torch
@@ -127,6 +129,24 @@ def test_a_run_keeps_each_layers_live_count_while_the_weights_move(make_cfg, tmp
     for i in range(3):  # a dropped weight is 0, not frozen at the value it had
         w, m = saved[f"layers.{i}.weight"], saved[f"layers.{i}.mask"]
         assert bool((w[~m] == 0).all()), f"layer {i}: dead weights that are not 0"
+
+
+def test_a_run_too_short_for_any_topology_update_says_so(make_cfg, caplog):
+    """600 images in batches of 50: 12 steps an epoch, 36 in 3 epochs, updates stopping at
+    step 27 (end_fraction 0.75); every 30 steps, none would ever happen."""
+    caplog.set_level(logging.WARNING, logger="prunelab")
+    schedule = RigLSchedule(epochs=3, update_every_steps=30)
+    assert schedule.idle(steps_per_epoch=12) == (
+        "schedule=rigl will move no weight: its first topology update is due at step 30 "
+        "(schedule.update_every_steps) but updates stop at step 27 (schedule.end_fraction=0.75 "
+        "of 36 steps), so it trains its first mask as it is; lower schedule.update_every_steps "
+        "or train for more steps"
+    )
+    assert RigLSchedule(epochs=3, update_every_steps=26).idle(steps_per_epoch=12) is None
+    run_job(make_cfg("schedule=rigl", "schedule.epochs=3", "sparsity=0.9", *SMALL,
+                     "schedule.update_every_steps=30"))  # fmt: skip
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [schedule.idle(12)]
 
 
 def test_a_stack_of_sparse_trainings_equals_its_members_run_alone(make_cfg, tmp_path):

@@ -16,6 +16,8 @@ SRC = ROOT / "src"
 LAYERS = {
     # foundations: no prunelab imports but the package's version; identities, random streams
     "prunelab": 0, "prunelab.errors": 0, "prunelab.identity": 0, "prunelab.streams": 0,
+    # torch, imported when first used (the command line's answers import none of it)
+    "prunelab.lazy": 0,
     # named plug-ins (one registry shape for criteria, allocations, schedules, datasets)
     "prunelab.registry": 0.5,
     # pure functions and file formats

@@ -141,6 +141,32 @@ def test_every_documented_command_composes(command, tmp_path, monkeypatch):
         check_argv(args)
 
 
+IMPORTED_AFTER = """
+import sys
+from prunelab.train import main
+sys.argv = ["prunelab.train", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(m for m in ("torch", "pytorch_lightning") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["strategy=magnitude"], ["model.sizes=[784,300,100]"], ["lr=0.1"]]
+)
+def test_help_and_a_refused_command_line_import_neither_torch_nor_lightning(tmp_path, args):
+    """They answer in well under a second (scripts/bench_cli.py times them) because nothing
+    on their path imports torch (1.5 s) or Lightning (4 s): modules that use torch only in
+    their functions import it lazily (prunelab.lazy), and train.py imports the orchestrator
+    only when a job runs."""
+    proc = subprocess.run([sys.executable, "-c", IMPORTED_AFTER, *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr[-2000:]
+    assert ("prunelab.train" in proc.stdout) if args == ["--help"] else "error: " in proc.stderr
+
+
 def test_the_default_sizes_given_as_an_override_are_accepted():
     check_argv(["model.sizes=[784,1000,1000,500,200,10]"])
 

@@ -56,6 +56,7 @@ CLI_BAD_INPUTS = [
     (["sparsity=nan"], "sparsity must be in [0, 1), got nan"),
     (["-m", "sparsity=0.5,0.9,0.5"], "sparsity=0.5,0.9,0.5 lists 0.5 more than once"),
     (["model.sizes=[100,50,10]"], "does not fit mnist (784 inputs, 10 classes); use model.sizes="),
+    (["model.sizes=[784,300,100]"], "use model.sizes=[784,300,100,10]"),  # before data loads
     (["schedule.finetune_epochs=-1"], "schedule.finetune_epochs must be a whole number ≥ 0"),
     (
         ["optim.lr_schedule=step"],
@@ -96,7 +97,7 @@ def test_bad_command_line_input_is_one_clean_line(tmp_path, args, message):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ")
     assert_clean_line(proc.stderr, message)
-    assert_nothing_written(run_dir)
+    assert not run_dir.exists(), "refused before Hydra set up a run folder"
     assert not list(tmp_path.rglob(RESULT_FILE))
     BAD_INPUT_TALLY["clean"] += 1
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from prunelab.report.__main__ import main as report_main
 from prunelab.report.plots import (
     COMPARISON_PLOTS,
     COMPRESSION_LABEL,
+    EFFECTIVE_COMPRESSION_LABEL,
     epoch_plot_name,
     sparsity_plot_name,
 )
@@ -30,20 +32,22 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def job(
     root: Path, strategy: str, k: float, seed: int, test_acc: float, reinit: bool = False,
-    **figures: float,
+    curve: Sequence[float] = (0.5,), **figures: float,
 ) -> None:  # fmt: skip
-    """One finished job as the report reads it; ``figures`` keys use ``__`` for ``/``."""
+    """One finished job as the report reads it; ``figures`` keys use ``__`` for ``/``;
+    ``curve``: its train and test accuracy per epoch, one epoch each."""
     d = root / f"reinit={reinit},seed={seed},sparsity={k:g},strategy={strategy}"
     d.mkdir(parents=True)
     result: dict[str, Any] = {
         "status": "ok", "strategy": strategy, "sparsity": k, "seed": seed,
-        "schedule": "oneshot", "epochs": 1, "finetune_epochs": 0,
+        "schedule": "oneshot", "epochs": len(curve), "finetune_epochs": 0,
         "train_acc": test_acc, "val_acc": test_acc, "test_acc": test_acc,
         "figures": {name.replace("__", "/"): v for name, v in figures.items()},
         "config": {"schedule": {"reinit": reinit}},
     }  # fmt: skip
     (d / "result.json").write_text(json.dumps(result))
-    (d / "metrics.csv").write_text("epoch,train/acc,test/acc\n0,0.5,0.5\n")
+    rows = "".join(f"{e},{acc},{acc}\n" for e, acc in enumerate(curve))
+    (d / "metrics.csv").write_text("epoch,train/acc,test/acc\n" + rows)
 
 
 def section(md: str, heading: str) -> str:
@@ -104,12 +108,14 @@ def test_a_seed_without_a_dense_job_has_no_drop(tmp_path):
     assert math.isnan(drops[("neuron", 0.9, 5)])
 
 
-def test_no_dense_job_at_all_gives_dashes_and_no_drop_plot(tmp_path):
+def test_no_dense_job_at_all_says_so_instead_of_a_table_of_dashes(tmp_path):
     job(tmp_path, "weight", 0.5, 0, 0.90)
     job(tmp_path, "weight", 0.9, 0, 0.80)
     md = md_of(tmp_path)
     drop = section(md, "Accuracy drop vs dense (points)")
-    assert "| 50 | — |" in drop and "| 90 | — |" in drop
+    assert "No dense (k = 0) job here, so there is no dense model to compare with" in drop
+    assert "`sparsity=0`" in drop, "says how to get one"
+    assert "|" not in drop and "—" not in drop, "no table of dashes"
     assert not (tmp_path / "report" / DROP_PLOT).exists()
     assert DROP_PLOT not in md
 
@@ -154,15 +160,33 @@ def test_compression_ratio_is_one_over_the_kept_fraction():
 
 
 def axes_by_plot(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
-    """Record each plot's x scale, label and line x-data as ``_finish`` writes it."""
+    """Record what each plot drew as ``finish`` writes it: x scale, label, direction, limits
+    and labelled ticks, title, legend texts, and every line (``lines``: label, x, y in %,
+    marker), the x of the labelled ones in ``x``."""
     seen: dict[str, dict[str, Any]] = {}
     finish = plots.finish
 
     def spy(fig: Any, ax: Any, path: Path, written: list[str], **labels: Any) -> None:
         finish(fig, ax, path, written, **labels)
+        lo, hi = sorted(ax.get_xlim())
+        ticks = zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)
         seen[path.name] = {
             "scale": ax.get_xscale(),
             "xlabel": ax.get_xlabel(),
+            "inverted": ax.xaxis_inverted(),
+            "xlim": (lo, hi),
+            "ticks": [t.get_text() for x, t in ticks if lo <= x <= hi and t.get_text()],
+            "title": ax.get_title(),
+            "legend": [t.get_text() for t in ax.get_legend().get_texts()],
+            "lines": [
+                (
+                    line.get_label(),
+                    list(map(float, line.get_xdata())),
+                    list(map(float, line.get_ydata())),
+                    line.get_marker(),
+                )
+                for line in ax.lines
+            ],
             "x": [
                 list(map(float, line.get_xdata()))
                 for line in ax.lines
@@ -192,14 +216,16 @@ def test_x_compression_puts_the_accuracy_plots_on_a_log_compression_axis(tmp_pat
     assert not (out / epoch_plot_name("test", "neuron")).exists(), "no neuron jobs"
     for name in [*weight, "Accuracy_vs_Effective_Sparsity.png", DROP_PLOT]:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
-    for name in (sparsity_plot_name("weight"), *COMPARISON_PLOTS.values(), DROP_PLOT):
+    for name in (sparsity_plot_name("weight"), *COMPARISON_PLOTS.values()):
         assert seen[name]["scale"] == "log", name
         assert seen[name]["xlabel"] == COMPRESSION_LABEL, name
         for xs in seen[name]["x"]:
             assert xs == pytest.approx([1.0, 2.0, 5.0]), name
-    eff = seen["Accuracy_vs_Effective_Sparsity.png"]
-    assert eff["scale"] == "log" and eff["xlabel"] == f"effective {COMPRESSION_LABEL}"
-    assert eff["x"] == [pytest.approx([1.0, 2.0, 20.0])]
+    # the effective-sparsity plot and the drop plot: what was masked *or* dead (1×, 2×, 20×)
+    for name in ("Accuracy_vs_Effective_Sparsity.png", DROP_PLOT):
+        plot = seen[name]
+        assert plot["scale"] == "log" and plot["xlabel"] == EFFECTIVE_COMPRESSION_LABEL, name
+        assert plot["x"] == [pytest.approx([1.0, 2.0, 20.0])], name
     assert "Accuracy_vs_FLOPs.png" not in seen  # no flops figures: skipped, not an error
 
 

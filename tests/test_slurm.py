@@ -4,6 +4,8 @@ the launcher's plan of what to submit: no cluster needed (``test_slurm_cluster.p
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from prunelab.config import check_argv, load
 from prunelab.errors import SlurmError
 from prunelab.slurm import Partition
 
-from .conftest import FAKE_SINFO, fake_slurm_path
+from .conftest import FAKE_SINFO, ROOT, fake_slurm_path
 from .conftest import train_cli as cli
 
 
@@ -206,3 +208,29 @@ def test_the_driver_settles_finished_failed_and_lost_jobs_and_never_waits_foreve
     assert "job sparsity=0.2: SLURM job 7_2 left the queue without a result" in failures[1]
     assert failures[2].startswith("job sparsity=0.3: SLURM has not answered for 0 s")
     assert len(failures) == 3 and slurm_launcher.Tracked is Tracked
+
+
+def test_the_cluster_script_installs_slurm_only_when_asked_to(tmp_path):
+    """``make test`` on a machine without SLURM must not install Debian's packages: the
+    script's install step (run alone, for a command no machine has, with an ``apt-get`` that
+    records being called) stops with exit 3 and the one command that would install them."""
+    script = (ROOT / "scripts" / "slurm_cluster.sh").read_text()
+    steps = re.findall(r"(?ms)^(?:log|cannot_install|ensure_installed)\(\) \{.*?^\}\n", script)
+    assert len(steps) == 3
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f"#!/bin/sh\ntouch {tmp_path / 'apt-get-ran'}\nexit 1\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    body = "".join(steps) + (
+        "NEEDED_CMDS=(prunelab-no-such-slurm-command)\nPACKAGES=(slurmd)\n"
+        f"STATE_DIR={tmp_path}\nensure_installed\necho installed\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PRUNELAB_SLURM_INSTALL"}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, env=env,
+                          timeout=30)  # fmt: skip
+    assert proc.returncode == 3 and "installed" not in proc.stdout
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("slurm_cluster: cannot install SLURM: prunelab-no-such-slurm-command")
+    assert "`make test-slurm` installs Debian's SLURM packages" in line
+    assert not (tmp_path / "apt-get-ran").exists(), "nothing installed"

@@ -57,12 +57,23 @@ def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_c
     net.load_state_dict(state)
     assert int((~net.layers[0].mask).all(dim=1).sum()) == 500
     assert on_disk["git_sha"] and on_disk["config"]["sparsity"] == 0.5
-    # What the inference timing records; how much faster the export is, is measured by
-    # scripts/bench_sparse.py, not asserted on a machine whose load a test cannot know.
-    inference = on_disk["inference"]
-    assert inference["batch_size"] == 64 and inference["dense_ms"] > 0
+    assert on_disk["inference"] is None, "a data.limit run is a quick look: no timing"
+
+
+def test_inference_is_timed_at_the_end_of_a_real_run_not_of_a_quick_look(make_cfg):
+    """What the inference timing records; how much faster the export is, is measured by
+    scripts/bench_sparse.py, not asserted on a machine whose load a test cannot know."""
+    from prunelab.config import strategy_method
+    from prunelab.run import measure_inference
+
+    net = MaskedMLP([784, 1000, 1000, 500, 200, 10])
+    net.prune(strategy_method("neuron"), 0.5)
+    inference = measure_inference(load(make_cfg()), net)
+    assert inference is not None and inference["batch_size"] == 64 and inference["dense_ms"] > 0
     assert math.isfinite(inference["speedup"]) and inference["speedup"] > 0
     assert inference["auto_kinds"] == "dense/dense/dense/dense/dense", "units: compaction"
+    assert measure_inference(load(make_cfg("data.limit=1000")), net) is None
+    assert measure_inference(load(make_cfg("inference_batch_size=null")), net) is None
 
 
 def test_finetuning_keeps_pruned_weights_at_zero_and_logs_pruned_epochs(make_cfg, tmp_path):
@@ -225,3 +236,43 @@ def test_result_json_records_its_times_and_numeric_environment(make_cfg):
     env = result["numerics"]
     assert env["deterministic_algorithms"] is True and env["cuda_version"] is None
     assert env["device_name"] and env["interop_threads"] == torch.get_num_interop_threads()
+
+
+def test_a_sweep_below_here_is_named_as_typed_and_quoted_for_the_shell(tmp_path, monkeypatch):
+    from prunelab.train import sweep_end
+
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "outputs" / "my sweep"
+    (sweep / "job").mkdir(parents=True)
+    (sweep / "job" / RESULT_FILE).write_text("{}")
+    assert sweep_end(sweep) == (
+        "sweep folder outputs/my sweep: 1 finished job(s); report them with: "
+        "python -m prunelab.report 'outputs/my sweep'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "schedule", "k", "levels", "name"),
+    [("weight", "oneshot", 0.9, None, "weight_k0.9"),
+     ("snip", "oneshot", 0.95, None, "snip_k0.95"),
+     ("snip", "init", 0.95, None, "snip-init_k0.95"),
+     ("neuron", "gradual", 0.5, None, "neuron-gradual_k0.5"),
+     ("random_weight", "rigl", 0.98, None, "rigl_k0.98"),
+     ("random_weight", "set", 0, None, "set_k0"),
+     ("weight", "imp", 0.2, 5, "imp_L5"),
+     ("global_weight", "imp", 0.2, 3, "imp-global_weight_L3"),
+     ("weight", "rigl", 0.9, None, "rigl-weight_k0.9")],
+)  # fmt: skip
+def test_a_run_folder_says_what_ran(strategy, schedule, k, levels, name):
+    from prunelab.config.tree import run_name
+
+    assert run_name(strategy, schedule, k, levels) == name
+
+
+def test_a_single_run_lands_in_a_folder_named_after_its_method_and_schedule(tmp_path):
+    proc = train_cli("schedule=init", "strategy=snip", "sparsity=0.95", "schedule.epochs=1",
+                     "data.limit=300", "model.sizes=[784,32,10]", "inference_batch_size=null",
+                     cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run] = (tmp_path / "outputs" / "runs").iterdir()
+    assert run.name.endswith("_snip-init_k0.95") and (run / RESULT_FILE).is_file(), run.name

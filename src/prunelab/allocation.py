@@ -20,14 +20,17 @@ shapes and ks in, counts out, for all members at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from prunelab.criteria import ScoreContext, lamp_scores
+from prunelab.lazy import lazy_import
 from prunelab.pruning import Sparsity, layer_k, n_to_prune, smallest_masks
 from prunelab.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_import("torch", __name__, "torch")
 
 Counts = list[list[int]]  # [pruned layer][member] → items to drop
 

@@ -26,8 +26,8 @@ from prunelab.criteria import CRITERIA, Batch
 from prunelab.data import BatchLoader, scoring_batches
 from prunelab.dst import update_topology, zero_optimizer_state
 from prunelab.module import member_accuracy
-from prunelab.nets import StackedMLP, fresh_weights, prunable_layers
-from prunelab.pruning import Sparsity
+from prunelab.nets import StackedMLP, fresh_weights
+from prunelab.pruning import Sparsity, prunable_layers
 from prunelab.results import save_state_atomic
 from prunelab.selection import Method
 
@@ -226,6 +226,12 @@ class PruningCallback(pl.Callback):
                 for key, value in fig.items()
             }
         )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Say so when the schedule will do nothing in this run: silence would look like a
+        method that ran (a short RigL run never reaching its first update)."""
+        if why := self.schedule.idle(int(trainer.num_training_batches)):
+            log.warning(why)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from prunelab.functional import member_losses, stacked_linear
+from prunelab.lazy import lazy_import
 from prunelab.registry import Registry
 
-Batch = tuple[Tensor, Tensor]  # (x, y); x (B, in) shared or (M, B, in)
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_import("torch", __name__, "torch")
+F = lazy_import("torch.nn.functional", __name__, "F")
+
+Batch = tuple["Tensor", "Tensor"]  # (x, y); x (B, in) shared or (M, B, in)
 
 
 @dataclass

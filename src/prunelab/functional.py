@@ -4,9 +4,15 @@ compute exactly what training computes."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+from prunelab.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_import("torch", __name__, "torch")
+F = lazy_import("torch.nn.functional", __name__, "F")
 
 
 def stacked_linear(x: Tensor, w: Tensor) -> Tensor:

@@ -34,8 +34,8 @@ import torch
 
 from prunelab.config import Config, job_method
 from prunelab.config.schema import IMPSchedule, LevelSchedule
-from prunelab.nets import MaskedMLP, fresh_weights, prunable_layers
-from prunelab.pruning import smallest_masks
+from prunelab.nets import MaskedMLP, fresh_weights
+from prunelab.pruning import prunable_layers, smallest_masks
 from prunelab.results import (
     MODEL_FILE,
     job_result,

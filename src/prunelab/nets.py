@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunelab.functional import stacked_linear
-from prunelab.pruning import Sparsity, sparsity_report, stacked_sparsity_report
+from prunelab.pruning import (
+    Sparsity,
+    prunable_layers,
+    sparsity_report,
+    stacked_sparsity_report,
+)
 from prunelab.selection import Batch, Method, stacked_masks
 from prunelab.streams import seed_for
-
-
-def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
-    """Which layers a strategy may prune: the hidden ones, and the output one if asked."""
-    return [i < n_layers - 1 or prune_output for i in range(n_layers)]
 
 
 @torch.no_grad()

@@ -13,13 +13,24 @@ What the scores are is ``criteria``'s business, how many per layer ``allocation`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
+
+from prunelab.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_import("torch", __name__, "torch")
 
 # A member's sparsity: one k for every pruned layer, or one k per pruned layer (in order).
 Sparsity = float | Sequence[float]
+
+
+def prunable_layers(n_layers: int, prune_output: bool = False) -> list[bool]:
+    """Which layers a strategy may prune: the hidden ones, and the output one if asked."""
+    return [i < n_layers - 1 or prune_output for i in range(n_layers)]
 
 
 def layer_k(k: Sparsity, layer: int) -> float:

@@ -27,11 +27,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from prunelab import __version__
 from prunelab.errors import MismatchError
 from prunelab.identity import IDENTITY_VERSION, differences, identity
+from prunelab.lazy import lazy_import
+
+torch = lazy_import("torch", __name__, "torch")
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"

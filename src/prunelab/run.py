@@ -514,9 +514,12 @@ def final_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
 
 def measure_inference(job: Config, net: Any) -> dict[str, Any] | None:
     """What this job's sparsity buys at inference, measured on the CPU
-    (``sparse.inference_speedup``); None when ``inference_batch_size`` is null."""
+    (``sparse.inference_speedup``); None when ``inference_batch_size`` is null or the run
+    is a quick look on a ``data.limit`` subset, whose time the timing would dominate."""
     batch = job.inference_batch_size
-    return inference_speedup(net, batch_size=batch) if batch else None
+    if not batch or job.data.limit is not None:  # a quick look: no benchmark in it
+        return None
+    return inference_speedup(net, batch_size=batch)
 
 
 def log_result(result: dict[str, Any], job_dir: Path) -> None:

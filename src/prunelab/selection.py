@@ -18,14 +18,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from prunelab.allocation import ALLOCATIONS, Allocation
 from prunelab.criteria import CRITERIA, Batch, Criterion, ScoreContext, random_scores
+from prunelab.lazy import lazy_import
 from prunelab.pruning import Sparsity, smallest_masks
 from prunelab.streams import seed_for
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_import("torch", __name__, "torch")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tempfile
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ from prunelab.config.checks import (
     is_schedule_node,
     load,
     one_line,
+    unknown_key,
 )
-from prunelab.config.schema import SCHEDULES, schema_fields, type_hints
+from prunelab.config.schema import SCHEDULES, schema_fields, setting_hint, type_hints
 from prunelab.config.tree import CONF_DIR
 from prunelab.errors import ConfigError
 from prunelab.identity import identity
@@ -106,11 +108,25 @@ def check_override_syntax(o: Override, conf_dir: Path, trees: list[Path] | None 
         )
     if key in ("hydra.run.dir", "hydra.sweep.dir") and not o.is_delete():
         check_writable_dir(Path(items[0]), key)
+    if len(items) > 1 and is_list_hint(setting_hint(key)) and not o.input_line.count("["):
+        raise ConfigError(
+            f"{key} takes a list: write it in brackets, {key}=[{','.join(items)}] (with -m, "
+            f"a sweep over lists is {key}=[…],[…])"
+        )
     if is_group(o, conf_dir) and not key.startswith("hydra/") and trees is not None:
         known = sorted({p.stem for tree in trees for p in (tree / key).glob("*.yaml")})
         for choice in items:
+            if not choice and not o.is_delete():
+                raise ConfigError(f"{key}= names no choice; choose one of: {', '.join(known)}")
             if choice and choice != "null" and choice not in known:
                 raise ConfigError(f"unknown {key} {choice!r}; choose one of: {', '.join(known)}")
+
+
+def is_list_hint(hint: Any) -> bool:
+    """Whether a setting's type is a list (``list[int]``, ``list[float] | None``)."""
+    return typing.get_origin(hint) is list or any(
+        typing.get_origin(a) is list for a in typing.get_args(hint)
+    )
 
 
 def is_group(o: Override, conf_dir: Path) -> bool:
@@ -215,16 +231,10 @@ def check_typed(o: Override, cfg: DictConfig) -> None:
     if parents == ["schedule"] and isinstance(node, DictConfig) and not is_schedule_node(node):
         cls = SCHEDULES.get(str(node.get("name")))  # a plug-in schedule's plain YAML
     if cls is None or not dataclasses.is_dataclass(cls):
-        raise ConfigError(
-            f"unknown key {key!r}: prunelab has no such setting; see "
-            "`python -m prunelab.train --help` for the settings there are"
-        )
+        raise unknown_key(key, "prunelab")
     fields = schema_fields(cls)
     if leaf not in fields:
-        raise ConfigError(
-            f"unknown key {key!r}: {cls.__name__} has no such setting; see "
-            "`python -m prunelab.train --help` for the settings there are"
-        )
+        raise unknown_key(key, cls.__name__)
     value = o.value()
     if isinstance(value, dict) or dataclasses.is_dataclass(fields[leaf].default):
         return  # a whole node: checked after composition, in ``load``

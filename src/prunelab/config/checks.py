@@ -10,24 +10,32 @@ composed it, ``save_model=2`` has already become ``true``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import math
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from prunelab.allocation import ALLOCATIONS
-from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, schema_fields, type_hints
+from prunelab.config.schema import (
+    SCHEDULES,
+    Config,
+    ScheduleConfig,
+    schema_fields,
+    setting_keys,
+    type_hints,
+)
 from prunelab.config.tree import strategy_preset
 from prunelab.criteria import CRITERIA
 from prunelab.data import DATASETS
 from prunelab.errors import ConfigError
-from prunelab.nets import prunable_layers
+from prunelab.lazy import lazy_import
+from prunelab.pruning import prunable_layers
 from prunelab.registry import Registry
 from prunelab.selection import Method, method
 
@@ -39,6 +47,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "schedule.name": SCHEDULES,
     "data.name": DATASETS,
 }
+torch = lazy_import("torch", __name__, "torch")  # only to ask whether CUDA is there
 
 
 def load(cfg: DictConfig) -> Config:
@@ -52,10 +61,7 @@ def load(cfg: DictConfig) -> Config:
         with open_dict(cfg):
             del cfg["hydra"]
     for key, cls in unknown_keys(cfg):
-        raise ConfigError(
-            f"unknown key {key!r}: {cls.__name__} has no such setting; see "
-            "`python -m prunelab.train --help` for the settings there are"
-        )
+        raise unknown_key(key, cls.__name__)
     for key, value, hint, f in walk(cfg):
         check_value(key, value, hint, f)
     try:
@@ -93,6 +99,29 @@ def is_schedule_node(node: DictConfig) -> bool:
     YAML starts from one), not from a plug-in's plain YAML."""
     cls = OmegaConf.get_type(node)
     return isinstance(cls, type) and issubclass(cls, ScheduleConfig)
+
+
+def unknown_key(key: str, owner: str) -> ConfigError:
+    """The one line that refuses a key ``owner`` (a schema class, or prunelab) lacks, with
+    what it may have meant: the schedules that have it (a lottery key on a one-shot run),
+    else the nearest settings anywhere in the schema (``epochs`` → ``schedule.epochs``)."""
+    keys = setting_keys()
+    if owners := keys.get(key):
+        hint = (f"only {' and '.join(f'schedule={o}' for o in owners)} have it "
+                f"(e.g. schedule={owners[0]} {key}=…)")  # fmt: skip
+    elif near := nearest_keys(key, keys):
+        hint = f"did you mean {' or '.join(near)}?"
+    else:
+        hint = "see `python -m prunelab.train --help` for the settings there are"
+    return ConfigError(f"unknown key {key!r}: {owner} has no such setting; {hint}")
+
+
+def nearest_keys(key: str, keys: Iterable[str]) -> list[str]:
+    """The settings ``key`` most likely meant: those with its last name (``lr`` →
+    ``optim.lr``), else those spelt most like it (``optim.lrate`` → ``optim.lr``)."""
+    leaf = key.rsplit(".", 1)[-1]
+    same = [k for k in keys if k != key and k.rsplit(".", 1)[-1] == leaf]
+    return same[:3] or difflib.get_close_matches(key, list(keys), n=2, cutoff=0.75)
 
 
 def one_line(error: Exception) -> str:
@@ -266,6 +295,9 @@ def check_job(job: Config) -> None:
     check_schedule(job.schedule)
     check_method(job)
     check_layer_sparsity(job)
+    shape = DATASETS.get(job.data.name).shape
+    if shape is not None:  # else once the data is loaded (run.load_data)
+        check_sizes(list(sizes), *shape, job.data.name)
 
 
 def check_schedule(schedule: ScheduleConfig) -> None:
@@ -351,9 +383,13 @@ def check_environment(job: Config) -> None:
 
 
 def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str) -> None:
-    """The MLP's first and last sizes must match the data's inputs and classes."""
+    """The MLP's first and last sizes must match the data's inputs and classes. The fix
+    offered keeps every size given as a hidden layer except an end that already fits:
+    [784,300,100] for MNIST was [784,300,100,10] with its output forgotten."""
     if sizes[0] != n_features or sizes[-1] != n_classes:
-        fixed = [n_features, *sizes[1:-1], n_classes]
+        inner = sizes[1:] if sizes[0] == n_features else sizes
+        hidden = inner[:-1] if inner and inner[-1] == n_classes else inner
+        fixed = [n_features, *hidden, n_classes]
         raise ConfigError(
             f"model.sizes {sizes} does not fit {dataset} ({n_features} inputs, {n_classes} "
             f"classes); use model.sizes=[{','.join(map(str, fixed))}]"

@@ -267,6 +267,12 @@ class ScheduleConfig:
         ``step``; None where the topology stays (every schedule but sparse training)."""
         return None
 
+    def idle(self, steps_per_epoch: int) -> str | None:
+        """Why this schedule will do nothing in a run of ``steps_per_epoch`` steps an epoch,
+        as a one-line warning, or None: known only once the data is (sparse training whose
+        first topology update falls after its last)."""
+        return None
+
     def problems(self) -> list[str]:
         """What is wrong with these settings together, as one-line messages."""
         if self.total_epochs == 0:
@@ -345,6 +351,18 @@ class DynamicSparseSchedule(AtInitSchedule):
         if step <= 0 or step >= end or step % self.update_every_steps:
             return None
         return cosine_fraction(step, end, self.drop_fraction)
+
+    def idle(self, steps_per_epoch: int) -> str | None:
+        end = self.end_step(steps_per_epoch)
+        if self.update_every_steps < end:
+            return None
+        return (
+            f"schedule={self.name} will move no weight: its first topology update is due at "
+            f"step {self.update_every_steps} (schedule.update_every_steps) but updates stop at "
+            f"step {end} (schedule.end_fraction={self.end_fraction:g} of "
+            f"{self.epochs * steps_per_epoch} steps), so it trains its first mask as it is; "
+            "lower schedule.update_every_steps or train for more steps"
+        )
 
     def problems(self) -> list[str]:
         # here, not at the top: the schema stays importable without torch's start-up cost
@@ -727,7 +745,8 @@ class Config:
     inference_batch_size: int | None = setting(
         64,
         "time the pruned model's inference export against the dense one at this batch "
-        "size; null to skip",
+        "size; null to skip; skipped too when data.limit is set (a quick look: the timing "
+        "would take most of its time and say nothing new)",
         low=1,
     )
     checkpoint_every_n_epochs: int = setting(
@@ -773,3 +792,33 @@ def type_hints(cls: type) -> dict[str, Any]:
 
 def schema_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def setting_keys() -> dict[str, list[str]]:
+    """Every setting a job can have, dotted (``optim.lr``), with the schedules that have it
+    for a ``schedule.`` key ([] for the others): what a mistyped key may have meant."""
+    keys: dict[str, list[str]] = {}
+
+    def add(cls: type, prefix: str) -> None:
+        hints = type_hints(cls)
+        for name in schema_fields(cls):
+            if dataclasses.is_dataclass(hints[name]):
+                add(hints[name], f"{prefix}{name}.")
+            elif not (cls is Config and name == "schedule"):  # each schedule's own, below
+                keys[f"{prefix}{name}"] = []
+
+    add(Config, "")
+    for kind in SCHEDULES.names():
+        for name in schema_fields(SCHEDULES.get(kind)):
+            keys.setdefault(f"schedule.{name}", []).append(kind)
+    return keys
+
+
+def setting_hint(key: str) -> Any:
+    """The type a dotted setting of the schema has (None for a schedule's own key, whose
+    class depends on the schedule, and for a key the schema lacks)."""
+    cls: Any = Config
+    *parents, leaf = key.split(".")
+    for part in parents:
+        cls = type_hints(cls).get(part) if dataclasses.is_dataclass(cls) else None
+    return type_hints(cls).get(leaf) if dataclasses.is_dataclass(cls) else None

@@ -57,6 +57,35 @@ def strategy_method(name: str, conf: Path = CONF_DIR) -> Method:
 WIDTH, KEY_WIDTH = 100, 40  # --help's lines, and its key=default column
 
 
+# Schedules that are the method, with the strategy each usually starts from: sparse training
+# (its strategy only draws the first mask) and IMP (its levels prune by magnitude).
+SCHEDULE_IS_METHOD = {"set": "random_weight", "rigl": "random_weight", "imp": "weight"}
+
+
+def method_name(strategy: str, schedule: str) -> str:
+    """What a job's method is called in run folders and the report: its strategy, or the
+    schedule where the schedule is the method (``rigl``; ``rigl-weight`` when it starts
+    from another strategy than its usual one)."""
+    usual = SCHEDULE_IS_METHOD.get(schedule)
+    if usual is None:
+        return strategy
+    return schedule if strategy == usual else f"{schedule}-{strategy}"
+
+
+def run_name(strategy: str, schedule: str, sparsity: float, levels: int | None = None) -> str:
+    """What a single run's folder is called (after its time stamp): what ran, so that SNIP
+    after dense training and SNIP at init, or an IMP job and a one-shot prune, never share
+    a name. ``weight_k0.9`` (the challenge's one-shot prune), ``snip-init_k0.95``,
+    ``rigl_k0.98``, ``imp_L5`` (IMP's k is where its levels end, not what was asked)."""
+    method = method_name(strategy, schedule)
+    if schedule == "imp":
+        return f"{method}_L{levels}"
+    k = f"k{float(sparsity):g}"
+    if schedule in SCHEDULE_IS_METHOD or schedule == "oneshot":
+        return f"{method}_{k}"
+    return f"{method}-{schedule}_{k}"
+
+
 def group_choices(conf: Path = CONF_DIR) -> dict[str, list[str]]:
     """Each config group of the tree (a folder of YAML files, ``hydra/`` excepted) and its
     choices, the file names."""

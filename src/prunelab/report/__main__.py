@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None, write: Callable[[str], Any] = print) -> 
     except PrunelabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # an unwritable --out, a full disk: nothing of the report was left
+        print(f"error: cannot write the report: {e}", file=sys.stderr)
+        return 1
     write(f"report: {out / 'report.md'}")
     return 0
 

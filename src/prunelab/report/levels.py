@@ -15,8 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from prunelab.results import atomic_path, write_text_atomic
-
 LEVELS_PLOT = "IMP_Levels.png"
 ARM_LABEL = {
     "ticket": "ticket (rewound)",
@@ -89,24 +87,24 @@ def plot_levels(stats: pd.DataFrame, path: Path, title: str) -> None:
             ax.fill_between(x, mean - std, mean + std, alpha=0.2, lw=0)
         ax.set_xscale("log")
         ax.invert_xaxis()
-        ax.set(xlabel="weights kept (%, log scale)", ylabel=label)
+        ax.set(xlabel="weights kept (%, log scale; fewer to the right)", ylabel=label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{title}: iterative magnitude pruning, mean ± std over seeds")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=130, bbox_inches="tight", format="png")
     plt.close(fig)
 
 
 def levels_report(
     results: list[dict[str, Any]], out: Path, title: str
 ) -> tuple[list[str], list[str]]:
-    """``levels.csv`` and the plot in ``out``; the markdown section and the plot's name (none
-    of either when no result has levels)."""
+    """``levels.csv`` and the plot in ``out`` (the report's private folder, published whole by
+    ``make.staged``); the markdown section and the plot's name (none of either when no
+    result has levels)."""
     rows = level_rows(results)
     if rows.empty:
         return [], []
-    write_text_atomic(out / "levels.csv", rows.to_csv(index=False))
+    (out / "levels.csv").write_text(rows.to_csv(index=False))
     stats = level_stats(rows)
     plot_levels(stats, out / LEVELS_PLOT, title)
     lines = [

@@ -15,8 +15,15 @@ from typing import Any
 import pandas as pd
 
 from prunelab.identity import show
-from prunelab.report.plots import strategy_label
-from prunelab.report.read import Sweep, constant_settings, settings_of, sort_key, varying_keys
+from prunelab.report.plots import sentence_start, strategy_label
+from prunelab.report.read import (
+    Sweep,
+    comparable,
+    constant_settings,
+    settings_of,
+    sort_key,
+    varying_keys,
+)
 from prunelab.report.stats import aggregate, layer_numbers
 from prunelab.results import ERROR_FILE
 
@@ -65,6 +72,12 @@ def ordered_groups(agg: pd.DataFrame) -> list[str]:
     return [str(g) for g in agg.sort_values("group_index")["group"].unique()]
 
 
+def group_names(table: pd.DataFrame) -> dict[str, str]:
+    """Each group label → the name the report shows for it (``read.group_name``)."""
+    names = table["group_name"] if "group_name" in table else table["group"]
+    return {str(g): str(n) for g, n in zip(table["group"], names, strict=True)}
+
+
 def table(
     agg: pd.DataFrame,
     rows: list[tuple[str, Any]],
@@ -87,12 +100,12 @@ def table(
 
 def by_k_table(agg: pd.DataFrame, cell: Callable[[pd.Series], str]) -> list[str]:
     """One row per k; one column per strategy (one group) or per (strategy, group)."""
-    strategies, groups = ordered_strategies(agg), ordered_groups(agg)
+    strategies, groups, names = ordered_strategies(agg), ordered_groups(agg), group_names(agg)
     rows = [([f"{100 * k:g}"], lambda a, k=k: a[a["sparsity"] == k])
             for k in sorted(agg["sparsity"].unique())]  # fmt: skip
     columns = [
         (
-            strategy_label(s) + (f" · {g}" if g else ""),
+            strategy_label(s) + (f" · {names[g]}" if g else ""),
             lambda a, s=s, g=g: a[(a["strategy"] == s) & (a["group"] == g)],
         )
         for s in strategies
@@ -110,8 +123,17 @@ def by_group_table(agg: pd.DataFrame, cell: Callable[[pd.Series], str]) -> list[
         for s in ordered_strategies(agg)
         for k in sorted(agg[agg["strategy"] == s]["sparsity"].unique())
     ]  # fmt: skip
-    columns = [(g, lambda a, g=g: a[a["group"] == g]) for g in ordered_groups(agg)]
+    names = group_names(agg)
+    columns = [(names[g], lambda a, g=g: a[a["group"] == g]) for g in ordered_groups(agg)]
     return table(agg, rows, columns, cell, ["strategy", "k %"])
+
+
+def values_taken(results: list[dict[str, Any]], key: str) -> str:
+    """The distinct values ``key`` takes in ``results``, sorted, as typed: ``0.001, 0.002``.
+    Compared by ``read.comparable``, as a value can be a list (``model.sizes``)."""
+    settings = [settings_of(r) for r in results]
+    seen = {comparable(s[key]): s[key] for s in settings if key in s}
+    return ", ".join(show(v) for v in sorted(seen.values(), key=sort_key))
 
 
 def settings_section(results: list[dict[str, Any]]) -> list[str]:
@@ -123,10 +145,7 @@ def settings_section(results: list[dict[str, Any]]) -> list[str]:
     if head:
         lines += ["Every job: " + ", ".join(head) + ".", ""]
     if varying:
-        values = {}
-        for key in varying:
-            seen = {settings_of(r).get(key) for r in results if key in settings_of(r)}
-            values[key] = ", ".join(show(v) for v in sorted(seen, key=sort_key))
+        values = {key: values_taken(results, key) for key in varying}
         lines += [
             "Varied between the jobs, so each combination is reported as a group of its own "
             "(never averaged with another): "
@@ -170,14 +189,14 @@ def dense_baseline(summary: pd.DataFrame) -> list[str]:
     dense = summary[summary["sparsity"] == 0.0].drop_duplicates(["group", "seed"])
     if dense.empty:
         return []
-    lines = []
+    lines, names = [], group_names(dense)
     for group, d in dense.groupby("group", sort=False):
         n = len(d)
 
         def stat(col: str, d: pd.DataFrame = d, n: int = n) -> str:
             return pm(d[col].mean(), d[col].std(ddof=1), n)
 
-        where = f", {group}" if group else ""
+        where = f", {names[str(group)]}" if group else ""
         lines.append(
             f"**Dense baseline** (k = 0{where}, {n} seed{'s' if n > 1 else ''}): test "
             f"{stat('test_acc')} %, train {stat('train_acc')} %."
@@ -188,13 +207,14 @@ def dense_baseline(summary: pd.DataFrame) -> list[str]:
 
 def arm_tables(agg: pd.DataFrame) -> list[str]:
     """Per (strategy, group): compression, test/train/val, effective sparsity, speedup."""
-    lines = []
+    lines, names = [], group_names(agg)
     for s in ordered_strategies(agg):
         for g in ordered_groups(agg):
             a = agg[(agg["strategy"] == s) & (agg["group"] == g)].sort_values("sparsity")
             if a.empty:
                 continue
-            lines += [f"## {strategy_label(s).capitalize()}" + (f" · {g}" if g else ""), ""]
+            lines += [f"## {sentence_start(strategy_label(s))}" + (f" · {names[g]}" if g else ""),
+                      ""]  # fmt: skip
             lines += [
                 "| k % | compression × | test | train | val | effective sparsity % "
                 "| inference speedup | seeds |",
@@ -238,7 +258,7 @@ def per_layer_table(agg: pd.DataFrame) -> list[str]:
     lines += ["|---|" + ("---|" if grouped else "") + "---:|---:|" + "---:|---:|" * len(layers)]
     for s in ordered_strategies(agg):
         for _, r in agg[agg["strategy"] == s].sort_values(["group_index", "sparsity"]).iterrows():
-            cells = [strategy_label(s), *([r["group"]] if grouped else [])]
+            cells = [strategy_label(s), *([r.get("group_name", r["group"])] if grouped else [])]
             cells += [f"{100 * r['sparsity']:g}", times(r["compression"])]
             for n in layers:
                 masked = r.get(f"sparsity/layer{n}_mean", float("nan"))
@@ -246,6 +266,54 @@ def per_layer_table(agg: pd.DataFrame) -> list[str]:
                 cells.append(count(r.get(f"dead_units/layer{n}_mean", float("nan"))))
             lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def groups_section(summary: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Each group (``keys``: the settings varied) with the name the tables and plots give it,
+    its strategies, jobs and settings; nothing for a sweep of one group."""
+    groups = summary.sort_values("group_index").drop_duplicates("group")
+    if len(groups) < 2:
+        return []
+    lines = [
+        "## Groups",
+        "",
+        "Each group is one combination of the settings that differ between the jobs; the "
+        "tables and plots name it as below and never average two groups together.",
+        "",
+    ]
+    for _, g in groups.iterrows():
+        jobs = summary[summary["group"] == g["group"]]
+        strategies = ", ".join(strategy_label(s) for s in ordered_strategies(jobs))
+        settings = ", ".join(f"`{k}={g[k]}`" for k in keys if k in g)
+        lines.append(f"- **{g['group_name']}** ({len(jobs)} job{'s' * (len(jobs) > 1)}: "
+                     f"{strategies}): {settings}")  # fmt: skip
+    return [*lines, ""]
+
+
+def drop_section(
+    summary: pd.DataFrame, agg: pd.DataFrame, grouped: bool, layout: Callable[..., list[str]]
+) -> list[str]:
+    """The accuracy drop vs the dense job of the same seed; where no job has k = 0, a plain
+    sentence instead of a table of dashes."""
+    lines = ["## Accuracy drop vs dense (points)", ""]
+    if not (summary["sparsity"] == 0.0).any():
+        return [
+            *lines,
+            "No dense (k = 0) job here, so there is no dense model to compare with and no "
+            "drop to report. To get this table and its plot, run the same settings with "
+            "`sparsity=0` for each seed (and group).",
+            "",
+        ]
+    lines += [
+        "Test accuracy minus that of the dense (k = 0) model of the same seed"
+        + (" and group" if grouped else "")
+        + ", in points, then mean ± std over seeds: the pairing removes the dense models' "
+        "seed-to-seed spread. A dash (—) marks a cell with no dense job of the same seed"
+        + (" and group" if grouped else "")
+        + " to compare with.",
+        "",
+    ]
+    return lines + layout(agg, drop_cell)
 
 
 def markdown(
@@ -263,7 +331,10 @@ def markdown(
     if not summary.empty:
         agg = aggregate(summary)
         grouped = any(agg["group"] != "")
-        lines += settings_section([r for _, r in sweep.results])
+        results = [r for _, r in sweep.results]
+        lines += settings_section(results)
+        lines += groups_section(summary, varying_keys(results))
+        lines += ["## Test accuracy vs sparsity", ""]
         lines += [
             "Accuracies in %, mean ± std over seeds; train accuracy is measured on a fixed "
             "training subset after pruning. Inference speedup: the pruned model exported by "
@@ -275,17 +346,8 @@ def markdown(
         ]
         lines += dense_baseline(summary)
         layout = by_group_table if grouped else by_k_table
-        lines += ["## Test accuracy vs sparsity", ""]
         lines += layout(agg, accuracy_cell)
-        lines += ["## Accuracy drop vs dense (points)", ""]
-        lines += [
-            "Test accuracy minus that of the dense (k = 0) model of the same seed"
-            + (" and group" if grouped else "")
-            + ", in points, then mean ± std over seeds: the pairing removes the dense models' "
-            "seed-to-seed spread. — where no seed has a dense job.",
-            "",
-        ]
-        lines += layout(agg, drop_cell)
+        lines += drop_section(summary, agg, grouped, layout)
         lines += arm_tables(agg)
         lines += per_layer_table(agg)
     lines += list(extra)

@@ -1,6 +1,9 @@
 """Reading a sweep's files: which jobs finished, failed or never ran; one summary row per
 finished job; the per-epoch curves; and which settings the sweep varied.
 
+A "sweep" here is any folder of finished runs: one Hydra sweep, single runs side by side,
+or a folder of sweeps (each one's ``multirun.yaml`` is checked for jobs never started).
+
 Only files are read (each job's ``result.json``, ``metrics.csv``, ``error.txt``, ``.hydra/``
 and the sweep's ``multirun.yaml``), so a sweep run anywhere, copied from a cluster or still
 running can be reported. Every setting that differs between the finished jobs, other than
@@ -18,6 +21,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
+from prunelab.config.tree import method_name
 from prunelab.errors import PrunelabError
 from prunelab.identity import identity_settings, show
 from prunelab.levels import is_level_dir
@@ -37,6 +41,8 @@ SUMMARY_COLUMNS = [
     *[f"{s}_{m}" for s in SPLITS for m in ("acc", "loss")],
     "wall_time_s",
 ]
+# Longest group label shown as is in a legend or a column head (else ``group N``).
+GROUP_NAME_MAX = 60
 
 
 class ReportError(PrunelabError):
@@ -95,14 +101,38 @@ def expected_jobs(root: Path) -> list[list[str]] | None:
         return None
 
 
+def sweep_dirs(root: Path) -> list[Path]:
+    """Every sweep folder at or under ``root`` (one holding Hydra's ``multirun.yaml``): a
+    folder of sweeps is checked sweep by sweep."""
+    found = [p.parent for p in root.rglob("multirun.yaml")]
+    return sorted(
+        d
+        for d in found
+        if not any(p == "report" or p.startswith(".") for p in d.relative_to(root).parts)
+    )
+
+
+def never_started(root: Path, seen: dict[Path, set[str]]) -> list[str]:
+    """The jobs each sweep under ``root`` asked for that have no folder (``seen``: each job
+    folder's overrides); those of a nested sweep are prefixed with its folder."""
+    missing = []
+    for base in sweep_dirs(root):
+        ran = [o for job, o in seen.items() if base == job or base in job.parents]
+        where = "" if base == root else f"{base.relative_to(root)}: "
+        for overrides in expected_jobs(base) or []:
+            if set(overrides) not in ran:
+                missing.append(f"{where}{' '.join(overrides)} (never started)")
+    return missing
+
+
 def read_sweep(root: Path) -> Sweep:
-    """Classify every job of the sweep at ``root``."""
+    """Classify every job under ``root``: a sweep, a folder of single runs, or of sweeps."""
     if not root.is_dir():
         raise ReportError(f"{root} is not a directory; pass the sweep dir (e.g. outputs/challenge)")
     sweep = Sweep(root)
-    seen: list[set[str]] = []
+    seen: dict[Path, set[str]] = {}
     for job in job_dirs(root):
-        seen.append(set(job_overrides(job)))
+        seen[job] = set(job_overrides(job))
         result = read_result(job)
         if result is not None:
             sweep.results.append((job, result))
@@ -111,9 +141,7 @@ def read_sweep(root: Path) -> Sweep:
             sweep.failed.append((job, first[0] if first else "unknown error"))
         else:
             sweep.missing.append(f"{job.relative_to(root)} (started, never finished)")
-    for overrides in expected_jobs(root) or []:
-        if set(overrides) not in seen:
-            sweep.missing.append(f"{' '.join(overrides)} (never started)")
+    sweep.missing += never_started(root, seen)
     if not sweep.results and not sweep.failed:
         raise ReportError(
             f"no result.json or error.txt under {root}; run a sweep first "
@@ -186,15 +214,25 @@ def group_label(settings: dict[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{k}={show(settings.get(k))}" for k in keys)
 
 
+def group_name(label: str, index: int) -> str:
+    """What tables and plots call a group: its label when short enough to read in a legend or
+    a column head, else ``group N`` (N = ``index`` + 1), which the report's *Groups* section
+    spells out. A folder of runs with different settings can vary a dozen keys at once."""
+    return label if len(label) <= GROUP_NAME_MAX else f"group {index + 1}"
+
+
 def summary_table(sweep: Sweep) -> pd.DataFrame:
     """One row per finished job, numbers verbatim from result.json, plus every figure, its
-    group (``group``, ``group_index`` in the groups' sorted order, one column per varying
-    key), ``test_acc_drop`` (``stats.dense_drop``) and ``compression``."""
+    group (``group``, ``group_index`` in the groups' sorted order, ``group_name`` as the
+    report shows it, one column per varying key), ``test_acc_drop`` (``stats.dense_drop``)
+    and ``compression``."""
     keys = varying_keys([r for _, r in sweep.results])
     rows = []
     for job, r in sweep.results:
         row: dict[str, Any] = {c: r.get(c) for c in SUMMARY_COLUMNS}
         settings = settings_of(r)
+        # what ran: RigL, not the random mask it started from (config.tree.method_name)
+        row["strategy"] = method_name(str(r.get("strategy")), str(settings.get("schedule.name")))
         row["group"] = group_label(settings, keys)
         row["allocation"] = allocation_of(r)
         row["_group_sort"] = tuple(sort_key(settings.get(k)) for k in keys)
@@ -210,6 +248,8 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
         return df
     order = sorted(df["_group_sort"].unique())
     df["group_index"] = df["_group_sort"].map({g: i for i, g in enumerate(order)})
+    pairs = zip(df["group"], df["group_index"], strict=True)
+    df["group_name"] = [group_name(g, i) for g, i in pairs]
     df = df.drop(columns="_group_sort")
     df = df.sort_values(["strategy", "group_index", "sparsity", "seed"], kind="stable")
     df = df.reset_index(drop=True)
@@ -219,11 +259,11 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
 
 
 def epoch_curves(sweep: Sweep, summary: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch train/test accuracy of every job, then the pruned model's final figures,
-    with the job's strategy, group and seed (from ``summary``).
+    """Per-epoch train/test accuracy of every job (``final`` False), then the pruned model's
+    final figures (``final`` True), with the job's strategy, k, group and seed.
 
-    The final evaluation is placed one epoch after training ends, so a curve shows the
-    training, then what pruning did to it.
+    Epochs count from 1. The final evaluation sits at the job's last epoch, not one after
+    it: it is what that epoch's model scored after pruning, and a plot marks it as such.
     """
     frames = []
     by_job = summary.set_index("job")
@@ -235,13 +275,12 @@ def epoch_curves(sweep: Sweep, summary: pd.DataFrame) -> pd.DataFrame:
         keep = [c for c in ("train/acc", "test/acc") if c in m]
         per_epoch = m.dropna(subset=["epoch"]).groupby("epoch")[keep].first().reset_index()
         last = int(r["epochs"]) + int(r.get("ramp_epochs", 0)) + int(r["finetune_epochs"])
-        final = pd.DataFrame(
-            [{"epoch": last, "train/acc": r["train_acc"], "test/acc": r["test_acc"]}]
-        )
-        curve = pd.concat([per_epoch[per_epoch["epoch"] < last], final], ignore_index=True)
-        curve["epoch"] = curve["epoch"].astype(int) + 1  # epochs counted from 1 on the plots
+        per_epoch = per_epoch[per_epoch["epoch"] < last].assign(final=False)
+        final = {"epoch": last - 1, "train/acc": r["train_acc"], "test/acc": r["test_acc"]}
+        curve = pd.concat([per_epoch, pd.DataFrame([{**final, "final": True}])])
+        curve["epoch"] = curve["epoch"].astype(int) + 1
         row = by_job.loc[str(job.relative_to(sweep.root))]
-        for col in ("strategy", "sparsity", "seed", "group", "group_index"):
+        for col in ("strategy", "sparsity", "seed", "group", "group_index", "group_name"):
             curve[col] = row[col]
         frames.append(curve)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -66,7 +66,8 @@ def layer_numbers(columns: Any) -> list[int]:
 
 
 def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1; 0 with one seed) and seed count per (strategy, group, k).
+    """Mean, std (ddof=1; 0 with one seed) and seed count per (strategy, group, k), with the
+    group's name (``group_name``) and allocation where the summary has them.
 
     ``sparsity/global`` falls back to the nominal k per job (``actual_sparsity``) and gives
     ``compression`` (of the mean); ``test_acc_drop_n`` counts the seeds that had a dense
@@ -83,7 +84,7 @@ def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in cols if c in summary]
     # A figure no job reported (e.g. inference_speedup) is a column of None: NaN, not an error.
     numbers = summary[cols].apply(pd.to_numeric, errors="coerce")
-    keys = ROW_KEYS + (["allocation"] if "allocation" in summary else [])
+    keys = ROW_KEYS + [k for k in ("group_name", "allocation") if k in summary]
     g = numbers.groupby([summary[k] for k in keys])
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
     out["n_seeds"] = g.size()
