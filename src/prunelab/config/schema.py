@@ -176,6 +176,10 @@ class ScheduleConfig:
     MOVES_WEIGHTS: ClassVar[bool] = False
     # A job of several trainings, one per level, each a result of its own (``levels``).
     RUNS_LEVELS: ClassVar[bool] = False
+    # Where the schedule itself is the method (sparse training, IMP): the strategy it usually
+    # starts from. Its runs and report rows are then named after the schedule
+    # (``config.tree.method_name``: ``rigl``, or ``rigl-weight`` from another strategy).
+    USUAL_STRATEGY: ClassVar[str | None] = None
     name: str = setting(help="the schedule; pick it with schedule=…", label="schedule")
     epochs: int = setting(5, "dense training epochs before pruning", low=0)
     finetune_epochs: int = setting(0, "epochs of training after pruning, masks fixed", low=0)
@@ -323,6 +327,7 @@ class DynamicSparseSchedule(AtInitSchedule):
 
     KIND: ClassVar[str] = "set"
     MOVES_WEIGHTS: ClassVar[bool] = True
+    USUAL_STRATEGY: ClassVar[str | None] = "random_weight"  # with allocation=erk, as RigL
     name: str = setting("set", "the schedule; pick it with schedule=…", label="schedule")
     epochs: int = setting(20, "epochs of sparse training from scratch", low=1)
     update_every_steps: int = setting(100, "optimizer steps between topology updates (ΔT)", low=1)
@@ -506,6 +511,7 @@ class IMPSchedule(ScheduleConfig):
 
     KIND: ClassVar[str] = "imp"
     RUNS_LEVELS: ClassVar[bool] = True
+    USUAL_STRATEGY: ClassVar[str | None] = "weight"
     name: str = setting("imp", "the schedule; pick it with schedule=…", label="schedule")
     epochs: int = setting(10, "the training budget: epochs of the dense level and of each", low=1)
     levels: int = setting(10, "prune-rewind-retrain levels after the dense training", low=1)

@@ -12,9 +12,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from prunelab.allocation import ALLOCATIONS
-from prunelab.config.schema import SCHEDULES, Config, StrategyConfig, schema_fields
+from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, StrategyConfig, schema_fields
 from prunelab.criteria import CRITERIA
-from prunelab.errors import ConfigError
+from prunelab.errors import ConfigError, PrunelabError
 from prunelab.identity import show
 from prunelab.selection import Method, method
 
@@ -57,16 +57,21 @@ def strategy_method(name: str, conf: Path = CONF_DIR) -> Method:
 WIDTH, KEY_WIDTH = 100, 40  # --help's lines, and its key=default column
 
 
-# Schedules that are the method, with the strategy each usually starts from: sparse training
-# (its strategy only draws the first mask) and IMP (its levels prune by magnitude).
-SCHEDULE_IS_METHOD = {"set": "random_weight", "rigl": "random_weight", "imp": "weight"}
+def schedule_class(schedule: str) -> type[ScheduleConfig] | None:
+    """The class of the schedule named ``schedule``; None for one that cannot be found (a
+    report may read results of a plug-in this machine does not have)."""
+    try:
+        return SCHEDULES.get(schedule)
+    except PrunelabError:
+        return None
 
 
 def method_name(strategy: str, schedule: str) -> str:
     """What a job's method is called in run folders and the report: its strategy, or the
-    schedule where the schedule is the method (``rigl``; ``rigl-weight`` when it starts
-    from another strategy than its usual one)."""
-    usual = SCHEDULE_IS_METHOD.get(schedule)
+    schedule where the schedule is the method (``ScheduleConfig.USUAL_STRATEGY``: ``rigl``;
+    ``rigl-weight`` when it starts from another strategy than its usual one)."""
+    cls = schedule_class(schedule)
+    usual = cls.USUAL_STRATEGY if cls is not None else None
     if usual is None:
         return strategy
     return schedule if strategy == usual else f"{schedule}-{strategy}"
@@ -77,11 +82,12 @@ def run_name(strategy: str, schedule: str, sparsity: float, levels: int | None =
     after dense training and SNIP at init, or an IMP job and a one-shot prune, never share
     a name. ``weight_k0.9`` (the challenge's one-shot prune), ``snip-init_k0.95``,
     ``rigl_k0.98``, ``imp_L5`` (IMP's k is where its levels end, not what was asked)."""
+    cls = schedule_class(schedule)
     method = method_name(strategy, schedule)
-    if schedule == "imp":
+    if cls is not None and cls.RUNS_LEVELS:
         return f"{method}_L{levels}"
     k = f"k{float(sparsity):g}"
-    if schedule in SCHEDULE_IS_METHOD or schedule == "oneshot":
+    if (cls is not None and cls.USUAL_STRATEGY is not None) or schedule == "oneshot":
         return f"{method}_{k}"
     return f"{method}-{schedule}_{k}"
 
