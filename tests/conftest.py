@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import logging
 import os
 import subprocess
 import sys
 import traceback
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -120,6 +122,27 @@ def train_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -
                 else:
                     os.environ[k] = v
     return Ran(code, out.getvalue(), err.getvalue())
+
+
+def load_script(name: str) -> types.ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), to call its functions
+    or its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def script_main(module: types.ModuleType, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """``python scripts/<module>.py ARGS`` through its ``main``, in this process: the exit
+    status it would give (argparse's 2 for a bad argument)."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *args])
+    try:
+        module.main()
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
 
 
 def run_cli(

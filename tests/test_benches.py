@@ -4,14 +4,11 @@ figures themselves are measured by running the script, never asserted here."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 
-import pytest
-
-from .conftest import ROOT
+from .conftest import ROOT, load_script, script_main
 
 SCRIPT = ROOT / "scripts" / "bench_overhead.py"
 
@@ -34,13 +31,7 @@ def test_bench_overhead_times_a_real_run_and_the_bare_loop_over_the_same_epochs(
 
 
 def test_bench_overhead_refuses_a_fit_with_no_timed_epoch(monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("bench_overhead", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    monkeypatch.setattr(sys, "argv", ["bench_overhead.py", "--epochs", "1"])
-    with pytest.raises(SystemExit) as refused:
-        bench.main()
-    assert refused.value.code == 2
+    assert script_main(load_script("bench_overhead"), monkeypatch, "--epochs", "1") == 2
     assert "--epochs must be at least 2" in capsys.readouterr().err.strip().splitlines()[-1]
 
 

@@ -308,9 +308,13 @@ def test_a_named_data_folder_is_the_only_source_through_the_command_line(tmp_pat
     expected = load_dataset("mnist", mine, download_ok=False, explicit=True)
     quick = ("schedule.epochs=1", "data.limit=300", "inference_batch_size=null",
              f"paths.cache_dir={tmp_path / 'cache'}")  # fmt: skip
-    ways = {"setting": ((f"paths.data_dir={mine}",), None),
-            "variable": ((), {"PRUNELAB_DATA_DIR": str(mine)})}  # fmt: skip
-    for way, (extra, env) in ways.items():
+
+    def ways(folder: Path) -> dict[str, tuple[tuple[str, ...], dict[str, str] | None]]:
+        """The two ways to name a data folder: the setting, and the environment variable."""
+        return {"setting": ((f"paths.data_dir={folder}",), None),
+                "variable": ((), {"PRUNELAB_DATA_DIR": str(folder)})}  # fmt: skip
+
+    for way, (extra, env) in ways(mine).items():
         run = tmp_path / way
         proc = train_cli(*quick, *extra, f"hydra.run.dir={run}", env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -322,9 +326,7 @@ def test_a_named_data_folder_is_the_only_source_through_the_command_line(tmp_pat
     write_idx_set(partial, gz=False)
     for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (partial / stem).unlink()
-    ways = {"setting": ((f"paths.data_dir={partial}",), None),
-            "variable": ((), {"PRUNELAB_DATA_DIR": str(partial)})}  # fmt: skip
-    for way, (extra, env) in ways.items():
+    for way, (extra, env) in ways(partial).items():
         run = tmp_path / f"{way}-incomplete"
         proc = train_cli(*quick, *extra, f"hydra.run.dir={run}", env=env)
         assert proc.returncode == 1

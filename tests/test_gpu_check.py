@@ -4,7 +4,6 @@ that the ways a real run must fail are seen to fail here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import ROOT
+from .conftest import ROOT, load_script
 
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 VERDICT = ROOT / "scripts" / "gpu_check_verdict.py"
@@ -70,11 +69,8 @@ def test_without_cuda_it_stops_at_once_and_says_why(tmp_path):
 
 
 def load_verdict():
-    """``scripts/gpu_check_verdict.py`` as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gpu_check_verdict", VERDICT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``scripts/gpu_check_verdict.py`` as a module."""
+    return load_script("gpu_check_verdict")
 
 
 @pytest.mark.parametrize(

@@ -5,26 +5,19 @@ the mask, and a short run end to end writes the readings the table summarises.""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from .conftest import ROOT
-
-SCRIPT = ROOT / "scripts" / "snip_reference.py"
+from .conftest import load_script, script_main
 
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("snip_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("snip_reference")
 
 
 def tiny(gen: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -87,23 +80,12 @@ def test_the_readings_of_a_history(ref):
     assert ref.readings(history) == {"last5": 0.8, "last": 0.72, "max": 0.99, "at_best_val": 0.6}
 
 
-def script(ref, monkeypatch, *args: str) -> int:
-    """``python scripts/snip_reference.py ARGS`` through its ``main``, in this process: its
-    exit status (argparse's 2 for an error)."""
-    monkeypatch.setattr(sys, "argv", ["snip_reference.py", *args])
-    try:
-        ref.main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 def test_a_short_run_writes_every_reading_and_the_table_reads_it(ref, tmp_path, monkeypatch,
                                                                  capsys):  # fmt: skip
     out = tmp_path / "k0.9_seed0.json"
     args = ["--sparsity", "0.9", "--iterations", "40", "--decay-every", "20",
             "--check-every", "20", "--out", str(out)]  # fmt: skip
-    assert script(ref, monkeypatch, *args) == 0, capsys.readouterr().err[-3000:]
+    assert script_main(ref, monkeypatch, *args) == 0, capsys.readouterr().err[-3000:]
     r = json.loads(out.read_text())
     assert [h[0] for h in r["history"]] == [20, 40]
     assert r["test_acc_last"] == r["history"][-1][2]
@@ -113,7 +95,7 @@ def test_a_short_run_writes_every_reading_and_the_table_reads_it(ref, tmp_path, 
     total = 784 * 300 + 300 * 100 + 100 * 10 + 410
     assert sum(r["weights_kept"]) == round(total * 0.1)
     capsys.readouterr()
-    assert script(ref, monkeypatch, "--table", str(tmp_path)) == 0
+    assert script_main(ref, monkeypatch, "--table", str(tmp_path)) == 0
     assert "| 90 | pruned | 1 |" in capsys.readouterr().out
 
 
@@ -126,5 +108,5 @@ def test_a_short_run_writes_every_reading_and_the_table_reads_it(ref, tmp_path, 
 def test_bad_input_is_one_line_that_says_what_to_do(ref, tmp_path, monkeypatch, capsys, args,
                                                      message):  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    assert script(ref, monkeypatch, *args) == 2
+    assert script_main(ref, monkeypatch, *args) == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -108,7 +108,7 @@ def check_override_syntax(o: Override, conf_dir: Path, trees: list[Path] | None 
         )
     if key in ("hydra.run.dir", "hydra.sweep.dir") and not o.is_delete():
         check_writable_dir(Path(items[0]), key)
-    if len(items) > 1 and is_list_hint(setting_hint(key)) and not o.input_line.count("["):
+    if len(items) > 1 and is_list_hint(setting_hint(key)) and "[" not in o.input_line:
         raise ConfigError(
             f"{key} takes a list: write it in brackets, {key}=[{','.join(items)}] (with -m, "
             f"a sweep over lists is {key}=[…],[…])"

@@ -109,8 +109,7 @@ def sentence_start(text: str) -> str:
 def file_title(strategy: str) -> str:
     """``weight`` → ``Weight``, ``random_neuron`` → ``Random_Neuron``, ``snip`` → ``SNIP``:
     the seed's file names, with the field's spelling of a method."""
-    return "_".join(spell(p) if p.lower() in FIELD_SPELLING else p.capitalize()
-                    for p in strategy.split("_"))  # fmt: skip
+    return "_".join(FIELD_SPELLING.get(p.lower(), p.capitalize()) for p in strategy.split("_"))
 
 
 def slug(group: str) -> str:
