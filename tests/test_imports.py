@@ -23,14 +23,20 @@ LAYERS = {
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
     "prunelab.functional": 1,
+    # how a model's prunable layers connect (pure data)
+    "prunelab.graph": 0.8,
     # what a SLURM cluster offers and holds (its client commands)
     "prunelab.slurm": 1,
     # the methods: criteria score, allocations count per layer, selection makes the masks,
     # sparse training moves them
-    "prunelab.criteria": 1.5, "prunelab.allocation": 1.6, "prunelab.selection": 1.7,
-    "prunelab.dst": 1.8,
+    "prunelab.scoring": 1.4, "prunelab.criteria": 1.5, "prunelab.allocation": 1.6,
+    "prunelab.selection": 1.7, "prunelab.dst": 1.8,
+    # reading a model's layer graph from the model (probe + torch.fx)
+    "prunelab.layout": 1.9,
     # data and the networks
     "prunelab.data": 2, "prunelab.nets": 2,
+    # any model, masked and stacked; the model registry; compaction of any model
+    "prunelab.stack": 2.1, "prunelab.models": 2.2, "prunelab.compaction": 2.3,
     # what the nets become for inference; the config: its schema, the tree and --help, every
     # check of a job, the command line's checks, the launch checks, the package's front
     "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,

@@ -11,7 +11,8 @@ shapes and ks in, counts out, for all members at once.
 - ``global``: one threshold over all pruned layers' scores (k is then the fraction of all
   their items together; layers end at unequal sparsity).
 - ``erk``: Erdős–Rényi-Kernel (Evci et al. 2020): layer l keeps a density proportional to
-  (n_in + n_out) / (n_in · n_out), scaled so the pruned layers together keep 1 − k; a layer
+  (n_in + n_out) / (n_in · n_out) (for a conv: (n_in + n_out + k_h + k_w) /
+  (n_in · n_out · k_h · k_w)), scaled so the pruned layers together keep 1 − k; a layer
   whose density would pass 1 stays dense and the rest are solved again (as rigl's code does).
 - ``lamp``: Lee et al. (2021): the per-layer counts that a global threshold on LAMP scores
   of the weights gives; within each layer the criterion's own scores choose.
@@ -19,6 +20,9 @@ shapes and ks in, counts out, for all members at once.
 
 from __future__ import annotations
 
+import functools
+import math
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -80,10 +84,13 @@ class Global(Allocation):
         return global_counts(scores, ks)
 
 
-def erk_densities(shapes: Sequence[tuple[int, int]], k: float) -> list[float]:
-    """ERK density of each (out, in) layer for an overall sparsity ``k`` of their weights."""
-    sizes = [o * i for o, i in shapes]
-    raw = [(o + i) / (o * i) for o, i in shapes]
+def erk_densities(shapes: Sequence[tuple[int, ...]], k: float) -> list[float]:
+    """ERK density of each layer, of weight shape (out, in) or (out, in, kh, kw), for an
+    overall sparsity ``k`` of their weights: proportional to the sum of the shape over its
+    product (Evci et al. 2020's Erdős–Rényi-Kernel; for a linear layer Erdős–Rényi's
+    (n_in + n_out) / (n_in · n_out))."""
+    sizes = [math.prod(s) for s in shapes]
+    raw = [sum(s) / math.prod(s) for s in shapes]
     dense: set[int] = set()
     while True:
         free = [j for j in range(len(shapes)) if j not in dense]
@@ -101,13 +108,15 @@ class ERK(Allocation):
     weights_only = True
 
     def counts(self, scores: Sequence[Tensor], ctx: ScoreContext, ks: Sequence[Sparsity]) -> Counts:
-        shapes = [(int(w.shape[1]), int(w.shape[2])) for w in ctx.pruned_weights()]
+        shapes = [tuple(int(n) for n in w.shape[1:]) for w in ctx.pruned_weights()]
         per_member = []
         for k in ks:
             densities = erk_densities(shapes, layer_k(k, 0))
-            per_member.append(
-                [o * i - round(d * o * i) for (o, i), d in zip(shapes, densities, strict=True)]
-            )
+            # kept = d · out · in (· kh · kw), multiplied in that order
+            kept = [
+                functools.reduce(operator.mul, s, d) for s, d in zip(shapes, densities, strict=True)
+            ]
+            per_member.append([math.prod(s) - round(n) for s, n in zip(shapes, kept, strict=True)])
         return [list(layer) for layer in zip(*per_member, strict=True)]
 
 

@@ -1,59 +1,47 @@
 """Pruning criteria: how important each weight (or unit) of a layer is, for every member.
 
 A criterion is one small class in ``CRITERIA``: ``scores(ctx)`` returns one tensor per
-pruned layer, (M, out, in) for weight scores or (M, out) for unit scores (a unit is a row of
-``linear.weight``), where a *higher* score means *keep*. It declares what it needs and the
+pruned layer, of its weight's shape with a member axis in front ((M, out, in) for a linear
+layer, (M, out, in, kh, kw) for a conv) for weight scores, or (M, out) for unit scores (a
+unit is a row of ``linear.weight``, an output channel of a conv), where a *higher* score
+means *keep*. It declares what it needs and the
 pruning callback hands exactly that over in a ``ScoreContext``: the weights and masks of every
 layer, each member's random generator, and, when ``needs_data`` is set, a few training
 batches. Which scores are removed, and how many per layer, is not the criterion's business
 (``allocation``); ``pruning.select_masks`` joins the two, batched over the member axis, so a
 member's mask never depends on the other members of its stack.
 
-The data-driven criteria run their own forward and backward passes on copies of the weights
-(``forward``, ``member_losses``): they never touch the module's gradients or the optimizer.
+The data-driven criteria run the model's own forward and backward passes on copies of the
+weights (``scoring``): they never touch the module's gradients or the optimizer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from prunelab.functional import member_losses, stacked_linear
 from prunelab.lazy import lazy_import
 from prunelab.registry import Registry
+from prunelab.scoring import Batch as Batch
+from prunelab.scoring import Network as Network
+from prunelab.scoring import ScoreContext as ScoreContext
+from prunelab.scoring import (
+    batch_gradients,
+    dense_gradients,
+    grasp_hessian_gradient,
+    masked_weights,
+    mean_gradients,
+    outgoing_norm,
+    require_batches,
+    synflow_scores,
+    unit_means,
+)
+from prunelab.scoring import lamp_scores as lamp_scores
+from prunelab.scoring import random_scores as random_scores
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 torch = lazy_import("torch", __name__, "torch")
-F = lazy_import("torch.nn.functional", __name__, "F")
-
-Batch = tuple["Tensor", "Tensor"]  # (x, y); x (B, in) shared or (M, B, in)
-
-
-@dataclass
-class ScoreContext:
-    """What a criterion may read. Tensors are detached; every list of weights or masks
-    covers *all* layers (the criteria that run the network need them), ``pruned`` says which
-    are being pruned, in order. ``batches`` is empty unless the criterion ``needs_data``;
-    each is (x, y) with x (B, in) shared by the members or (M, B, in), one slice per member."""
-
-    weights: list[Tensor]
-    masks: list[Tensor]
-    pruned: list[int]
-    gens: list[torch.Generator]
-    batches: list[Batch] = field(default_factory=list)
-
-    @property
-    def members(self) -> int:
-        return int(self.weights[0].shape[0])
-
-    def pruned_weights(self) -> list[Tensor]:
-        return [self.weights[i] for i in self.pruned]
-
-    def pruned_masks(self) -> list[Tensor]:
-        return [self.masks[i] for i in self.pruned]
 
 
 class Criterion:
@@ -77,14 +65,6 @@ def is_criterion(obj: object) -> bool:
 CRITERIA: Registry[type[Criterion]] = Registry("criterion", "strategy.criterion", is_criterion)
 
 
-def random_scores(shape: tuple[int, ...], like: Tensor, gens: Sequence[torch.Generator]) -> Tensor:
-    """Uniform scores, member i's from its own generator: its draws do not depend on the
-    stack it trains in. Drawn on the CPU (the same numbers on every device)."""
-    return torch.stack([torch.rand(shape, generator=g, device="cpu") for g in gens]).to(
-        device=like.device, dtype=like.dtype if like.is_floating_point() else torch.float32
-    )
-
-
 @CRITERIA.register("magnitude")
 class Magnitude(Criterion):
     """|w|: the challenge's weight pruning (Han et al. 2015)."""
@@ -100,7 +80,7 @@ class UnitL2(Criterion):
     unit = True
 
     def scores(self, ctx: ScoreContext) -> list[Tensor]:
-        return [w.norm(dim=2) for w in ctx.pruned_weights()]
+        return [w.flatten(2).norm(dim=2) for w in ctx.pruned_weights()]
 
 
 @CRITERIA.register("random")
@@ -119,144 +99,6 @@ class RandomUnit(Criterion):
 
     def scores(self, ctx: ScoreContext) -> list[Tensor]:
         return [random_scores((w.shape[1],), w, ctx.gens) for w in ctx.pruned_weights()]
-
-
-# ------------------------------------------------------------------ running the network
-
-
-def forward(
-    weights: Sequence[Tensor], masks: Sequence[Tensor], x: Tensor
-) -> tuple[Tensor, list[Tensor]]:
-    """The stacked MLP on ``x`` ((B, in) shared, or (M, B, in)) with these weights and masks:
-    logits (M, B, classes) and each hidden layer's output after its ReLU, (M, B, out).
-
-    The same arithmetic as ``nets.StackedLayer`` (``functional.stacked_linear``), so scores
-    computed in a stack match a separate run's to rounding.
-    """
-    hidden = []
-    h = x
-    for i, (w, m) in enumerate(zip(weights, masks, strict=True)):
-        z = stacked_linear(h, w * m)
-        if i < len(weights) - 1:
-            h = F.relu(z)
-            hidden.append(h)
-        else:
-            h = z
-    return h, hidden
-
-
-def loss_gradients(ctx: ScoreContext, batch: Batch) -> list[Tensor]:
-    """d(loss)/d(weight) of every layer on one batch, each member its own, (M, out, in) per
-    layer; the weights of ``ctx`` are left as they are."""
-    weights = [w.detach().clone().requires_grad_(True) for w in ctx.weights]
-    with torch.enable_grad():
-        logits, _ = forward(weights, ctx.masks, batch[0])
-        grads = torch.autograd.grad(member_losses(logits, batch[1]).sum(), weights)
-    return [g.detach() for g in grads]
-
-
-def lamp_scores(w: Tensor) -> Tensor:
-    """LAMP (Lee et al. 2021) of weights ``w`` (M, out, in): w_u² over the sum of w_v² of
-    every weight v of the layer at least as large (in the order of a stable ascending sort),
-    so each layer's largest weight scores 1 and scores compare across layers."""
-    flat = w.reshape(len(w), -1).abs()
-    sq = flat.square()
-    order = flat.argsort(dim=1, stable=True)
-    sorted_sq = sq.gather(1, order)
-    suffix = sorted_sq.flip(1).cumsum(1).flip(1)
-    scores = torch.zeros_like(sq).scatter_(1, order, sorted_sq / suffix.clamp_min(1e-300))
-    return scores.reshape(w.shape)
-
-
-# ------------------------------------------------------------------ helpers of the criteria
-
-
-def require_batches(ctx: ScoreContext, name: str) -> list[Batch]:
-    """``ctx.batches``, or an error naming the criterion: a data-driven score of no data
-    would silently be all zeros."""
-    if not ctx.batches:
-        raise ValueError(f"the {name!r} criterion needs data, but ScoreContext.batches is empty")
-    return ctx.batches
-
-
-def masked_weights(ctx: ScoreContext) -> list[Tensor]:
-    """Every layer's weights times its mask: what the network computes with."""
-    return [w * m for w, m in zip(ctx.weights, ctx.masks, strict=True)]
-
-
-def batch_gradients(ctx: ScoreContext) -> list[list[Tensor]]:
-    """The loss gradient of each pruned layer on each batch, ``[batch][pruned layer]``,
-    (M, out, in) each; a masked-out weight's gradient is 0 (``forward`` multiplies by the
-    mask), so it scores 0 in every product with its gradient."""
-    per_batch = [loss_gradients(ctx, batch) for batch in ctx.batches]
-    return [[grads[i] for i in ctx.pruned] for grads in per_batch]
-
-
-def mean_gradients(ctx: ScoreContext) -> list[Tensor]:
-    """The gradient of the loss averaged over ``ctx.batches``, per pruned layer."""
-    per_batch = batch_gradients(ctx)
-    return [torch.stack(layer).mean(dim=0) for layer in zip(*per_batch, strict=True)]
-
-
-def unit_means(ctx: ScoreContext, stat: Callable[[Tensor], Tensor]) -> list[Tensor]:
-    """``stat`` of each pruned layer's output (after the ReLU for a hidden layer, the logits
-    for the output layer), averaged over every sample of ``ctx.batches``: (M, out) per layer.
-
-    Averaged per sample, not per batch, so batches of unequal size weigh by their samples."""
-    totals: list[Tensor] = []
-    count = 0
-    with torch.no_grad():
-        for x, _ in ctx.batches:
-            logits, hidden = forward(ctx.weights, ctx.masks, x)
-            outs = [*hidden, logits]
-            sums = [stat(outs[i]).to(ctx.weights[i].dtype).sum(dim=1) for i in ctx.pruned]
-            totals = sums if not totals else [t + s for t, s in zip(totals, sums, strict=True)]
-            count += int(logits.shape[1])
-    return [t / count for t in totals]
-
-
-def grasp_hessian_gradient(ctx: ScoreContext, temperature: float) -> list[Tensor]:
-    """Hg of every layer, GraSP's way: g = Σ_b ∇L_b (detached), then the gradient of
-    z = Σ_b ∇L_b · g, with L_b the loss of batch b on logits divided by ``temperature``.
-
-    All members at once: z summed over the members is a sum of functions of disjoint
-    weights, so its gradient in member i's weights is member i's own H_i g_i. One batch's
-    double-backward graph at a time (the official code calls ``z.backward()`` per batch)."""
-    weights = [w.detach().clone().requires_grad_(True) for w in ctx.weights]
-
-    def loss(batch: Batch) -> Tensor:
-        logits, _ = forward(weights, ctx.masks, batch[0])
-        return member_losses(logits / temperature, batch[1]).sum()
-
-    with torch.enable_grad():
-        g = [torch.zeros_like(w) for w in weights]
-        for batch in ctx.batches:
-            for acc, gb in zip(g, torch.autograd.grad(loss(batch), weights), strict=True):
-                acc += gb
-        hg = [torch.zeros_like(w) for w in weights]
-        for batch in ctx.batches:
-            grads = torch.autograd.grad(loss(batch), weights, create_graph=True)
-            z = sum((gb * gf).sum() for gb, gf in zip(g, grads, strict=True))
-            parts = torch.autograd.grad(z, weights, allow_unused=True)
-            for acc, part in zip(hg, parts, strict=True):
-                if part is not None:  # a layer the gradient does not depend on
-                    acc += part
-    return hg
-
-
-def synflow_scores(ctx: ScoreContext) -> list[Tensor]:
-    """SynFlow's |∂R/∂θ ⊙ θ| of the pruned layers, R the summed logits of an all-ones input
-    through the network with every weight replaced by |w| · mask.
-
-    In float64: R is a product of the layers' weight sums and overflows float32 on deep or
-    wide nets. With non-negative weights and input no ReLU ever cuts, so ``forward`` is it."""
-    linear = [(w.detach().to(torch.float64).abs() * m).requires_grad_(True)
-              for w, m in zip(ctx.weights, ctx.masks, strict=True)]  # fmt: skip
-    ones = torch.ones(1, linear[0].shape[2], dtype=torch.float64, device=linear[0].device)
-    with torch.enable_grad():
-        logits, _ = forward(linear, ctx.masks, ones)
-        grads = torch.autograd.grad(logits.sum(), linear)
-    return [(grads[i] * linear[i]).abs().to(ctx.weights[i].dtype) for i in ctx.pruned]
 
 
 # ------------------------------------------------------------------ data-driven criteria
@@ -278,24 +120,6 @@ class SNIP(Criterion):
         require_batches(ctx, "snip")
         grads = mean_gradients(ctx)
         return [(w * g).abs() for w, g in zip(ctx.pruned_weights(), grads, strict=True)]
-
-
-def dense_gradients(ctx: ScoreContext) -> list[Tensor]:
-    """d(loss)/d(w · mask) of each pruned layer averaged over ``ctx.batches``: the gradient
-    the net would give every weight, dead ones included, if all were live (RigL's "dense
-    gradient"). Taken with respect to the masked weights themselves, so a dead weight, 0,
-    gets the gradient it would have at 0 instead of the 0 the mask's product gives it."""
-    live = [(w * m).detach().clone().requires_grad_(True)
-            for w, m in zip(ctx.weights, ctx.masks, strict=True)]  # fmt: skip
-    ones = [torch.ones_like(m, dtype=torch.bool) for m in ctx.masks]
-    sums = [torch.zeros_like(live[i]) for i in ctx.pruned]
-    with torch.enable_grad():
-        for x, y in ctx.batches:
-            logits, _ = forward(live, ones, x)
-            grads = torch.autograd.grad(member_losses(logits, y).sum(), live)
-            for acc, i in zip(sums, ctx.pruned, strict=True):
-                acc += grads[i]
-    return [acc / len(ctx.batches) for acc in sums]
 
 
 @CRITERIA.register("gradient")
@@ -371,7 +195,7 @@ class TaylorUnit(Criterion):
     def scores(self, ctx: ScoreContext) -> list[Tensor]:
         require_batches(ctx, "taylor_unit")
         per_batch = batch_gradients(ctx)
-        return [torch.stack([(g * w).sum(dim=2).square() for g in layer]).mean(dim=0)
+        return [torch.stack([(g * w).flatten(2).sum(dim=2).square() for g in layer]).mean(dim=0)
                 for w, layer in zip(ctx.pruned_weights(), zip(*per_batch, strict=True),
                                     strict=True)]  # fmt: skip
 
@@ -425,9 +249,9 @@ class ActivationOut(Criterion):
     def scores(self, ctx: ScoreContext) -> list[Tensor]:
         require_batches(ctx, "activation_out")
         means = unit_means(ctx, torch.abs)
-        eff = masked_weights(ctx)
-        last = len(ctx.weights) - 1
-        return [mean if i == last else mean * eff[i + 1].norm(dim=1)
+        eff, graph = masked_weights(ctx), ctx.graph
+        return [mean if (c := graph.feeds[i]) is None
+                else mean * outgoing_norm(eff[c], graph.repeat[i])
                 for i, mean in zip(ctx.pruned, means, strict=True)]  # fmt: skip
 
 

@@ -24,12 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunelab.functional import stacked_linear
+from prunelab.graph import LayerGraph
 from prunelab.pruning import (
     Sparsity,
     prunable_layers,
     sparsity_report,
     stacked_sparsity_report,
 )
+from prunelab.scoring import Network
 from prunelab.selection import Batch, Method, stacked_masks
 from prunelab.streams import seed_for
 
@@ -43,17 +45,19 @@ def install_masks(
     prune_output: bool,
     seeds: Sequence[int],
     batches: Sequence[Batch] = (),
+    network: Network | None = None,
 ) -> None:
     """Recompute the masks of the prunable layers from ``weights`` and write them in place.
 
-    ``weights`` and ``masks`` are (M, out, in) per layer: a stack's tensors, or one model's
-    with a member axis of 1 in front; ``ks`` (one k, or one per prunable layer) and
-    ``seeds`` have one entry per member; ``batches`` feed a criterion that needs data. The
-    masks are copied into the existing buffers (which keeps them on the model's device
-    whatever device the selection ran on) and the weights they remove are zeroed.
+    ``weights`` and ``masks`` are (M, out, in, …) per layer: a stack's tensors, or one
+    model's with a member axis of 1 in front; ``ks`` (one k, or one per prunable layer) and
+    ``seeds`` have one entry per member; ``batches`` feed a criterion that needs data, run
+    through ``network`` (None: the MLP the weights make). The masks are copied into the
+    existing buffers (which keeps them on the model's device whatever device the selection
+    ran on) and the weights they remove are zeroed.
     """
     chosen = [i for i, p in enumerate(prunable_layers(len(weights), prune_output)) if p]
-    new = stacked_masks(method, weights, ks, seeds, masks, chosen, batches)
+    new = stacked_masks(method, weights, ks, seeds, masks, chosen, batches, network)
     for i, mask in zip(chosen, new, strict=True):
         masks[i].copy_(mask)
         weights[i].mul_(masks[i])
@@ -187,35 +191,25 @@ class StackedLayer(nn.Module):
         return stacked_linear(x, self.weight if full else self.weight * self.mask)
 
 
-class StackedMLP(nn.Module):
-    """M ``MaskedMLP`` of equal sizes as one module; ``forward`` gives (M, B, classes).
+class MemberStack(nn.Module):
+    """What every stack of M ≥ 1 members does with its masks, whatever the model: the
+    pruning, lifting and counting of member ``i``, addressed by index. Its weights and
+    masks are the ``[i]`` slices of ``layers[l].weight`` / ``.mask``, which the pruning of one
+    member reads and writes in place, leaving the others untouched. A subclass says how its
+    criteria run it (``network``) and how its layers connect (``graph``)."""
 
-    Member ``i`` is addressed by index: its weights and masks are the ``[i]`` slices, which
-    the pruning of one member reads and writes in place, leaving the others untouched.
-    """
+    layers: nn.ModuleList
 
-    def __init__(self, members: Sequence[MaskedMLP]) -> None:
-        super().__init__()
-        if not members:
-            raise ValueError("a stacked model needs at least one member")
-        self.sizes = list(members[0].sizes)
-        if any(list(m.sizes) != self.sizes for m in members):
-            raise ValueError("stacked members must all have the same sizes")
-        self.layers = nn.ModuleList(
-            StackedLayer(
-                torch.stack([m.layers[i].weight.detach() for m in members]).clone(),
-                torch.stack([m.layers[i].mask for m in members]).clone(),
-            )
-            for i in range(len(self.sizes) - 1)
-        )
+    def network(self) -> Network | None:
+        """How a criterion runs this stack (None: the MLP its weights make)."""
+        return None
+
+    def graph(self) -> LayerGraph | None:
+        """How its prunable layers connect (None: the MLP's chain)."""
+        return None
 
     def __len__(self) -> int:
         return self.layers[0].weight.shape[0]
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self.layers[:-1]:
-            x = F.relu(layer(x))
-        return self.layers[-1](x)
 
     def refresh_full_masks(self) -> None:
         """Note which layers' masks keep every weight (``FullMask.refresh``: a host read only
@@ -236,19 +230,21 @@ class StackedMLP(nn.Module):
         seeds: Sequence[int] | None = None,
         batches: Sequence[Batch] = (),
     ) -> None:
-        """``MaskedMLP.prune`` for each of ``members`` (member ``members[j]`` at ``ks[j]``,
-        seeded ``seeds[j]``, default 0) in one batched selection; the others are untouched.
-        ``batches`` are the whole stack's (x of (M, B, in) is sliced to ``members``)."""
+        """Recompute and install the masks of each of ``members`` (member ``members[j]`` at
+        ``ks[j]``, seeded ``seeds[j]``, default 0) in one batched selection, pruned weights
+        set to 0; the others are untouched. ``batches`` are the whole stack's (x of
+        (M, B, in) is sliced to ``members``)."""
         seeds = [0] * len(members) if seeds is None else seeds
+        net = self.network()
         if list(members) == list(range(len(self))):  # the whole stack: no gather, no scatter
             weights = [layer.weight.data for layer in self.layers]
-            install_masks(weights, self.all_masks(), method, ks, prune_output, seeds, batches)
+            install_masks(weights, self.all_masks(), method, ks, prune_output, seeds, batches, net)
             return
         idx = torch.tensor(members, device=self.layers[0].weight.device)
         weights = [layer.weight.data[idx] for layer in self.layers]
         masks = [mask[idx] for mask in self.all_masks()]
         own = [(x[idx] if x.dim() == 3 else x, y[idx] if y.dim() == 2 else y) for x, y in batches]
-        install_masks(weights, masks, method, ks, prune_output, seeds, own)
+        install_masks(weights, masks, method, ks, prune_output, seeds, own, net)
         with torch.no_grad():
             for layer, w, mask in zip(self.layers, weights, masks, strict=True):
                 layer.weight.data[idx] = w
@@ -256,20 +252,46 @@ class StackedMLP(nn.Module):
 
     @torch.no_grad()
     def release(self, members: Sequence[int]) -> None:
-        """``MaskedMLP.release`` for each of ``members``."""
+        """Lift every mask of each of ``members`` (pruned weights stay 0 but get gradients
+        again)."""
         idx = torch.tensor(members, device=self.layers[0].weight.device)
         for mask in self.all_masks():
             mask[idx] = True
 
     def all_masks(self) -> list[Tensor]:
-        """Every member's masks, (M, out, in) per layer."""
+        """Every member's masks, (M, out, in, …) per layer."""
         return [layer.mask for layer in self.layers]
 
     def sparsity(self, ks: Sequence[float], prune_output: bool = False) -> list[dict[str, float]]:
-        """``MaskedMLP.sparsity`` of every member (member i pruned at ``ks[i]``), counted on
-        the stack's device in one pass and read back in one transfer."""
+        """The sparsity figures of every member (member i pruned at ``ks[i]``;
+        ``pruning.stacked_sparsity_report``), counted on the stack's device in one pass and
+        read back in one transfer."""
         prunable = prunable_layers(len(self.layers), prune_output)
-        return stacked_sparsity_report(self.all_masks(), prunable, ks)
+        return stacked_sparsity_report(self.all_masks(), prunable, ks, self.graph())
+
+
+class StackedMLP(MemberStack):
+    """M ``MaskedMLP`` of equal sizes as one module; ``forward`` gives (M, B, classes)."""
+
+    def __init__(self, members: Sequence[MaskedMLP]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("a stacked model needs at least one member")
+        self.sizes = list(members[0].sizes)
+        if any(list(m.sizes) != self.sizes for m in members):
+            raise ValueError("stacked members must all have the same sizes")
+        self.layers = nn.ModuleList(
+            StackedLayer(
+                torch.stack([m.layers[i].weight.detach() for m in members]).clone(),
+                torch.stack([m.layers[i].mask for m in members]).clone(),
+            )
+            for i in range(len(self.sizes) - 1)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
 
     def unstack(self, i: int) -> MaskedMLP:
         """A standalone copy of member ``i``, on the stack's device and in its dtype."""

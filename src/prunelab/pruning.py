@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from prunelab.graph import LayerGraph
 from prunelab.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -97,79 +98,120 @@ def kth_smallest_rows(scores: Tensor, ks: Sequence[int], numpy: bool | None = No
     return scores.sort(dim=1).values.gather(1, index)[:, 0]
 
 
-def alive_units(masks: Sequence[Tensor]) -> list[Tensor]:
+def alive_units(masks: Sequence[Tensor], graph: LayerGraph | None = None) -> list[Tensor]:
     """For each layer of one model, which of its output units still influence the logits;
     ``stacked_alive_units`` for a stack of one."""
-    return [a[0] for a in stacked_alive_units([m[None] for m in masks])]
+    return [a[0] for a in stacked_alive_units([m[None] for m in masks], graph)]
 
 
-def stacked_alive_units(masks: Sequence[Tensor]) -> list[Tensor]:
+def connectivity(mask: Tensor, repeat: int) -> Tensor:
+    """Which input *units* each output unit of a layer still reads: (M, out, units in) from
+    a mask (M, out, in, …) whose input axis holds ``repeat`` columns per unit (a conv channel
+    flattened into a linear layer: H·W), any kernel position counting."""
+    if mask.dim() == 3 and repeat == 1:
+        return mask
+    return mask.reshape(mask.shape[0], mask.shape[1], mask.shape[2] // repeat, -1).any(dim=3)
+
+
+def input_repeat(graph: LayerGraph, j: int) -> int:
+    """Input columns per producing unit of layer ``j`` (1 where nothing prunable feeds it)."""
+    p = graph.producer(j)
+    return 1 if p is None else graph.repeat[p]
+
+
+def stacked_alive_units(masks: Sequence[Tensor], graph: LayerGraph | None = None) -> list[Tensor]:
     """For each layer, which output units of each member still influence the logits:
-    masks (M, out, in) per layer in, (M, out) per layer out.
+    masks (M, out, in, …) per layer in, (M, out) per layer out; ``graph`` says which layer
+    each one feeds (default: the MLP's chain).
 
-    A hidden unit is dead if no kept weight feeds it from a live input (bias-free ReLU of 0
-    is 0), or if no kept weight carries its output to a live unit of the next layer. Deaths
-    propagate both ways, so iterate to a fixed point (one host read per round, whatever M).
-    Output units always count as alive.
+    A unit is dead if no kept weight feeds it from a live input (bias-free, a ReLU or a
+    max-pool of 0 is 0), or if no kept weight carries its output to a live unit of the layer
+    it feeds. Deaths propagate both ways, so iterate to a fixed point (one host read per
+    round, whatever M). Output units, and the units of a layer whose output feeds a sum
+    (``graph.blocked``), always count as alive.
     """
-    first = masks[0]
+    graph = LayerGraph.chain(len(masks)) if graph is None else graph
+    conn = [connectivity(m, input_repeat(graph, j)) for j, m in enumerate(masks)]
+    producers = [graph.producer(j) for j in range(len(masks))]
+    hidden = [j for j in range(len(masks)) if graph.feeds[j] is not None]
     alive_out = [torch.ones(m.shape[:2], dtype=torch.bool, device=m.device) for m in masks]
+
+    def live_in(j: int) -> Tensor:
+        p = producers[j]
+        if p is not None:
+            return alive_out[p]
+        c = conn[j]
+        return torch.ones(c.shape[0], c.shape[2], dtype=torch.bool, device=c.device)
+
     while True:
-        changed = torch.zeros((), dtype=torch.bool, device=first.device)
-        live_in = torch.ones(first.shape[0], first.shape[2], dtype=torch.bool, device=first.device)
-        for i, m in enumerate(masks[:-1]):  # forward: a unit needs a live input
-            new = alive_out[i] & (m & live_in[:, None, :]).any(dim=2)
-            changed |= (new != alive_out[i]).any()
-            alive_out[i] = live_in = new
-        for i in range(len(masks) - 2, -1, -1):  # backward: a unit needs a live consumer
-            used = (masks[i + 1] & alive_out[i + 1][:, :, None]).any(dim=1)
-            new = alive_out[i] & used
-            changed |= (new != alive_out[i]).any()
-            alive_out[i] = new
+        changed = torch.zeros((), dtype=torch.bool, device=masks[0].device)
+        for j in hidden:  # forward: a unit needs a live input
+            new = alive_out[j] & (conn[j] & live_in(j)[:, None, :]).any(dim=2)
+            changed |= (new != alive_out[j]).any()
+            alive_out[j] = new
+        for j in reversed(hidden):  # backward: a unit needs a live consumer
+            c = graph.feeds[j]
+            used = (conn[c] & alive_out[c][:, :, None]).any(dim=1)
+            new = alive_out[j] & used
+            changed |= (new != alive_out[j]).any()
+            alive_out[j] = new
         if not bool(changed):
             return alive_out
 
 
 def sparsity_report(
-    masks: Sequence[Tensor], prunable: Sequence[bool], k: float
+    masks: Sequence[Tensor], prunable: Sequence[bool], k: float, graph: LayerGraph | None = None
 ) -> dict[str, float]:
     """Every sparsity figure of one model; ``stacked_sparsity_report`` for a stack of one."""
-    return stacked_sparsity_report([m[None] for m in masks], prunable, [k])[0]
+    return stacked_sparsity_report([m[None] for m in masks], prunable, [k], graph)[0]
 
 
 def stacked_sparsity_report(
-    masks: Sequence[Tensor], prunable: Sequence[bool], ks: Sequence[float]
+    masks: Sequence[Tensor],
+    prunable: Sequence[bool],
+    ks: Sequence[float],
+    graph: LayerGraph | None = None,
 ) -> list[dict[str, float]]:
     """Every sparsity figure each member reports, as flat dicts ready for the CSV log.
 
-    ``masks`` (M, out, in) cover *all* layers (unpruned ones all-True); ``prunable`` marks the
-    layers the strategy may prune; member i was pruned at ``ks[i]``. Counted on the masks'
-    device for all members at once, then read to the host in one transfer. Figures:
+    ``masks`` (M, out, in, …) cover *all* layers (unpruned ones all-True); ``prunable`` marks
+    the layers the strategy may prune; member i was pruned at ``ks[i]``; ``graph`` says how
+    the layers connect (default: the MLP's chain). Counted on the masks' device for all
+    members at once, then read to the host in one transfer. Figures:
 
     - ``sparsity/nominal``: the k asked for;
     - ``sparsity/layerN``: actual masked fraction of layer N (1-based);
-    - ``dead_units/layerN``: output units of layer N that no longer influence the logits
-      (``stacked_alive_units``; always 0 for the output layer);
+    - ``dead_units/layerN``: output units (rows, channels) of layer N that no longer
+      influence the logits (``stacked_alive_units``; always 0 for the output layer);
     - ``sparsity/global``: masked fraction over all prunable weights;
     - ``sparsity/effective``: fraction of prunable weights that are masked *or* useless
       because their input or output unit is dead, so unit pruning counts the next layer's
-      dead input columns too;
-    - ``params/*``: total, kept (nonzero) and effective parameter counts over all layers;
-    - ``flops/*``: FLOPs per sample (2 per MAC) dense, after compaction (dead units dropped,
-      still dense) and as sparse (only effective weights).
+      dead input columns (or channels) too;
+    - ``params/*``: total, kept (nonzero) and effective weight counts over all layers;
+    - ``flops/*``: FLOPs per sample (2 per MAC, a conv weight's MACs once per output
+      position) dense, after compaction (dead units dropped, still dense) and as sparse
+      (only effective weights).
     """
-    alive = stacked_alive_units(masks)
-    first = masks[0]
-    live_in = torch.ones(first.shape[0], first.shape[2], dtype=torch.bool, device=first.device)
+    graph = LayerGraph.chain(len(masks)) if graph is None else graph
+    alive = stacked_alive_units(masks, graph)
     kept, live, compact, dead = [], [], [], []  # per layer, (M,) counts
-    for m, a in zip(masks, alive, strict=True):
-        kept.append(m.sum(dim=(1, 2)))
+    for j, (m, a) in enumerate(zip(masks, alive, strict=True)):
+        p = graph.producer(j)
+        units_in = m.shape[2] // input_repeat(graph, j)
+        live_in = (
+            alive[p]
+            if p is not None
+            else torch.ones(m.shape[0], units_in, dtype=torch.bool, device=m.device)
+        )
+        per_unit_in = m[0, 0].numel() // units_in  # columns × kernel positions per input unit
+        grouped = m.reshape(m.shape[0], m.shape[1], units_in, per_unit_in)
+        kept.append(m.reshape(m.shape[0], -1).sum(dim=1))
         dead.append(a.shape[1] - a.sum(dim=1))
-        live.append((m & a[:, :, None] & live_in[:, None, :]).sum(dim=(1, 2)))
-        compact.append(a.sum(dim=1) * live_in.sum(dim=1))
-        live_in = a
+        live.append((grouped & a[:, :, None, None] & live_in[:, None, :, None]).sum(dim=(1, 2, 3)))
+        compact.append(a.sum(dim=1) * live_in.sum(dim=1) * per_unit_in)
     counts = torch.stack([torch.stack(c, dim=1) for c in (kept, live, compact, dead)]).tolist()
     sizes = [m[0].numel() for m in masks]
+    positions = graph.positions
     prunable_total = sum(n for n, p in zip(sizes, prunable, strict=True) if p)
     reports = []
     for k, n_kept, n_live, macs, n_dead in zip(ks, *counts, strict=True):
@@ -184,8 +226,8 @@ def stacked_sparsity_report(
         fig["params/total"] = float(sum(sizes))
         fig["params/nonzero"] = float(sum(n_kept))
         fig["params/effective"] = float(sum(n_live))
-        fig["flops/dense"] = 2.0 * sum(sizes)
-        fig["flops/compact"] = 2.0 * sum(macs)
-        fig["flops/sparse"] = 2.0 * sum(n_live)
+        fig["flops/dense"] = 2.0 * sum(n * q for n, q in zip(sizes, positions, strict=True))
+        fig["flops/compact"] = 2.0 * sum(c * q for c, q in zip(macs, positions, strict=True))
+        fig["flops/sparse"] = 2.0 * sum(c * q for c, q in zip(n_live, positions, strict=True))
         reports.append(fig)
     return reports

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from prunelab.allocation import ALLOCATIONS, Allocation
-from prunelab.criteria import CRITERIA, Batch, Criterion, ScoreContext, random_scores
+from prunelab.criteria import CRITERIA, Batch, Criterion, Network, ScoreContext, random_scores
 from prunelab.lazy import lazy_import
 from prunelab.pruning import Sparsity, smallest_masks
 from prunelab.streams import seed_for
@@ -60,7 +60,10 @@ def round_sparsity(k: Sparsity, fraction: float) -> Sparsity:
 
 
 def select_masks(m: Method, ctx: ScoreContext, ks: Sequence[Sparsity]) -> list[Tensor]:
-    """Keep-masks (M, out, in) of the pruned layers of ``ctx``, member i at ``ks[i]``."""
+    """Keep-masks (M, out, in, …) of the pruned layers of ``ctx``, member i at ``ks[i]``.
+    A unit criterion on a layer whose units feed a sum is refused (``LayerGraph``)."""
+    if m.criterion.unit and (problem := ctx.graph.unit_problem(ctx.pruned)):
+        raise ValueError(f"{problem}; prune its weights instead (a weight criterion)")
     rounds = m.criterion.rounds
     masks = list(ctx.masks)
     for r in range(1, rounds + 1):
@@ -86,8 +89,8 @@ def select_once(m: Method, ctx: ScoreContext, ks: Sequence[Sparsity]) -> list[Te
     out = []
     for s, f, n_drop, w in zip(scores, flat, counts, ctx.pruned_weights(), strict=True):
         keep = smallest_masks(f, n_drop).reshape(s.shape)
-        if keep.dim() == 2:  # unit scores: a unit's whole row
-            keep = keep[:, :, None].expand(w.shape)
+        if keep.dim() == 2:  # unit scores: a unit's whole row (a conv's whole filter)
+            keep = keep.reshape(*keep.shape, *[1] * (w.dim() - 2)).expand(w.shape)
         out.append(keep.to(device=w.device).clone())
     return out
 
@@ -97,7 +100,7 @@ def below_all_kept(scores: Tensor, mask: Tensor) -> Tensor:
     all others, so a prune never brings one back while a live one goes: a weight that is
     masked is 0, and a criterion that can score a live weight below 0 (GraSP) would
     otherwise rank the dead one above it. Nothing changes where every mask is lifted."""
-    dead = ~mask if scores.dim() == 3 else ~mask.any(dim=2)
+    dead = ~mask if scores.dim() > 2 else ~mask.flatten(2).any(dim=2)
     if not bool(dead.any()):
         return scores
     return scores.masked_fill(dead.to(scores.device), float("-inf"))
@@ -120,11 +123,13 @@ def stacked_masks(
     masks: Sequence[Tensor] | None = None,
     pruned: Sequence[int] | None = None,
     batches: Sequence[Batch] = (),
+    network: Network | None = None,
 ) -> list[Tensor]:
-    """Keep-masks of M members at once: ``weights`` (M, out, in) of every layer (and their
-    current ``masks``, default all kept), the layers ``pruned`` (default all), member i at
-    ``ks[i]`` in [0, 1) (one value, or one per pruned layer), its random draws from
-    ``seeds[i]``'s mask stream, and ``batches`` for a criterion that needs data."""
+    """Keep-masks of M members at once: ``weights`` (M, out, in, …) of every layer (and
+    their current ``masks``, default all kept), the layers ``pruned`` (default all), member
+    i at ``ks[i]`` in [0, 1) (one value, or one per pruned layer), its random draws from
+    ``seeds[i]``'s mask stream, ``batches`` for a criterion that needs data, and the
+    ``network`` the weights belong to (None: the MLP they make)."""
     masks = [torch.ones_like(w, dtype=torch.bool) for w in weights] if masks is None else masks
     ctx = ScoreContext(
         weights=[w.detach() for w in weights],
@@ -132,6 +137,7 @@ def stacked_masks(
         pruned=list(range(len(weights))) if pruned is None else list(pruned),
         gens=drawn_generators(seeds),
         batches=list(batches),
+        network=network,
     )
     return select_masks(m, ctx, ks)
 

@@ -13,6 +13,7 @@ as plain tensors that load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -25,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunelab.compaction import compact_net
 from prunelab.nets import MaskedMLP
 from prunelab.pruning import alive_units
 from prunelab.results import save_state_atomic
+from prunelab.stack import MaskedNet
 
 
 @torch.no_grad()
@@ -88,7 +91,7 @@ def model_seconds(model: nn.Module, batch_size: int, reps: int = 5) -> float:
     (the best of ``reps`` after a warm-up call): how ``export``'s ``auto`` checks its per-layer
     choice as a whole."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, model.sizes[0], generator=gen).to(model.weights[0].device)
+    x = torch.randn(batch_size, model.inputs, generator=gen).to(model.device)
     return best_seconds(lambda: model(x), reps)
 
 
@@ -132,6 +135,14 @@ class SparseMLP(nn.Module):
     @property
     def sizes(self) -> list[int]:
         return [self.weights[0].shape[1], *(w.shape[0] for w in self.weights)]
+
+    @property
+    def inputs(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.weights[0].device
 
     @property
     def kinds(self) -> list[str]:
@@ -197,14 +208,95 @@ class SparseMLP(nn.Module):
         return cls(weights)
 
 
+class CSRLinear(nn.Module):
+    """An inference-only linear layer whose weight is an int32 CSR matrix: (W @ xᵀ)ᵀ + b,
+    the product PyTorch makes fast (see ``SparseMLP``)."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+        super().__init__()
+        self.weight = to_csr_int32(weight)
+        self.bias = bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = (self.weight @ x.T).T
+        return y if self.bias is None else y + self.bias
+
+
+class ExportedNet(nn.Module):
+    """Any model exported for inference (``export`` of a ``stack.MaskedNet``): its masks
+    folded into the weights, dead units compacted away, linear layers dense or CSR — conv
+    layers stay dense: PyTorch has no sparse convolution, and an unfolded (im2col) CSR
+    product was never faster than the dense conv in ``scripts/bench_sparse.py``. Takes flat
+    inputs, as the training data comes."""
+
+    def __init__(self, model: nn.Module, image_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.image_shape = image_shape
+
+    @property
+    def inputs(self) -> int:
+        return math.prod(self.image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def kinds(self) -> list[str]:
+        kinds = (nn.Linear, nn.Conv2d, CSRLinear)
+        layers = [m for m in self.model.modules() if isinstance(m, kinds)]
+        return ["csr" if isinstance(m, CSRLinear) else "dense" for m in layers]
+
+    @torch.inference_mode()
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x.reshape(x.shape[0], *self.image_shape))
+
+
+def folded(net: MaskedNet) -> nn.Module:
+    """A copy of ``net``'s model with its masks multiplied into its parameters."""
+    model = copy.deepcopy(net.model)
+    with torch.no_grad():
+        for name, value in net.masked_params().items():
+            model.get_parameter(name).copy_(value)
+    return model
+
+
+def export_net(
+    net: MaskedNet, target: str, batch_size: int, timer: Timer, model_timer: ModelTimer
+) -> ExportedNet:
+    """``export`` of any model: ``dense`` folds the masks, ``compact`` compacts
+    (``compaction.compact_net``), ``csr`` and ``auto`` then turn pruned linear layers into
+    ``CSRLinear`` (every one, or where measured faster, the whole kept only if faster)."""
+    if target == "dense":
+        return ExportedNet(folded(net), net.image_shape)
+    small = compact_net(net)
+    model = folded(small)
+    plain = ExportedNet(copy.deepcopy(model), net.image_shape)
+    for name, mask in zip(small.layout.names, small.masks(), strict=True):
+        layer = model.get_submodule(name.rsplit(".", 1)[0])
+        if not isinstance(layer, nn.Linear) or bool(mask.all()) or target == "compact":
+            continue
+        w = layer.weight.detach().contiguous()
+        if target == "csr" or csr_faster(w, batch_size, timer):
+            bias = None if layer.bias is None else layer.bias.detach()
+            model.set_submodule(name.rsplit(".", 1)[0], CSRLinear(w, bias))
+    mixed = ExportedNet(model, net.image_shape)
+    slower = "csr" in mixed.kinds and (
+        model_timer(mixed, batch_size) > CSR_MARGIN * model_timer(plain, batch_size)
+    )
+    return plain if target == "auto" and slower else mixed
+
+
 def export(
-    net: MaskedMLP,
+    net: MaskedMLP | MaskedNet,
     target: str = "auto",
     batch_size: int = 64,
     timer: Timer = layer_seconds,
     model_timer: ModelTimer = model_seconds,
-) -> SparseMLP:
-    """The fastest equivalent of ``net`` for inference at ``batch_size``.
+) -> SparseMLP | ExportedNet:
+    """The fastest equivalent of ``net`` for inference at ``batch_size`` (any model: see
+    ``export_net`` for the conv nets and a user's module).
 
     - ``dense``: the masked weights as plain dense matrices (the baseline);
     - ``compact``: dead units dropped (always exact, never more FLOPs);
@@ -219,6 +311,8 @@ def export(
     """
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    if isinstance(net, MaskedNet):
+        return export_net(net, target, batch_size, timer, model_timer)
     with torch.no_grad():
         if target == "dense":
             return SparseMLP([(layer.weight * layer.mask).detach() for layer in net.layers])
@@ -278,7 +372,9 @@ def measure_speedups(models: dict[str, nn.Module], x: Tensor, reps: int) -> dict
     return out
 
 
-def inference_speedup(net: MaskedMLP, batch_size: int = 64, reps: int = 10) -> dict[str, Any]:
+def inference_speedup(
+    net: MaskedMLP | MaskedNet, batch_size: int = 64, reps: int = 10
+) -> dict[str, Any]:
     """Measured speedup of ``export(net, "auto")`` over the dense model at one batch size.
 
     Cheap enough to run at the end of every job (0.07–0.12 s for the challenge MLP at batch 64 on
@@ -287,8 +383,8 @@ def inference_speedup(net: MaskedMLP, batch_size: int = 64, reps: int = 10) -> d
     4 s more (57 pruned jobs), and the report averages the seeds' medians anyway.
     """
     models = {t: export(net, t, batch_size=batch_size) for t in ("dense", "auto")}
-    x = torch.randn(batch_size, net.sizes[0], generator=torch.Generator().manual_seed(0))
-    x = x.to(net.layers[0].weight.device)
+    x = torch.randn(batch_size, models["dense"].inputs, generator=torch.Generator().manual_seed(0))
+    x = x.to(models["dense"].device)
     t = measure_speedups(models, x, reps)
     return {
         "batch_size": batch_size,
