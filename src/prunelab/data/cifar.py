@@ -93,7 +93,10 @@ def load_cifar10(data_dir: Path, md5: str = ARCHIVE_MD5) -> RawDataset:
     """CIFAR-10 from ``cifar-10-binary.tar.gz`` under ``data_dir``, after checking its md5
     (``md5`` is the real archive's; a test passes its tiny archive's)."""
     path = find_archive(data_dir)
-    archive = path.read_bytes()
+    try:
+        archive = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e}; {where_to_put(data_dir)}") from e
     digest = md5_of(archive)
     if digest != md5:
         raise DataError(
