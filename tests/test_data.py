@@ -162,7 +162,7 @@ def test_missing_dataset_with_download_off(tmp_path, no_system_dirs):
 
 def test_unknown_dataset_is_refused():
     with pytest.raises(
-        ConfigError, match="unknown data 'cifar'; choose one of: fashion_mnist, mnist"
+        ConfigError, match="unknown data 'cifar'; choose one of: cifar10, fashion_mnist, mnist"
     ):
         load_dataset("cifar", ".", download_ok=False)
 

@@ -33,8 +33,11 @@ LAYERS = {
     "prunelab.selection": 1.7, "prunelab.dst": 1.8,
     # reading a model's layer graph from the model (probe + torch.fx)
     "prunelab.layout": 1.9,
-    # data and the networks
-    "prunelab.data": 2, "prunelab.nets": 2,
+    # data and the networks; data's parts: what a dataset is, its sources (IDX files and the
+    # bundle, CIFAR-10's archive), the known ones and the front door, splits, batches
+    "prunelab.data.spec": 2, "prunelab.data.sources": 2.01, "prunelab.data.cifar": 2.02,
+    "prunelab.data.registry": 2.03, "prunelab.data.splits": 2.01, "prunelab.data.augment": 2,
+    "prunelab.data.loader": 2.01, "prunelab.data": 2.04, "prunelab.nets": 2,
     # any model, masked and stacked; the model registry; compaction of any model
     "prunelab.stack": 2.1, "prunelab.models": 2.2, "prunelab.compaction": 2.3,
     # what the nets become for inference; the config: its schema, the tree and --help, every
@@ -49,6 +52,8 @@ LAYERS = {
     # its statistics, reading a sweep, plots, markdown, one report, its command line
     "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,
     "prunelab.report.stats": 5, "prunelab.report.read": 5.1, "prunelab.report.plots": 5.1,
+    # the plots' parts: what they are called and say, their x axes, the per-epoch lines
+    "prunelab.report.names": 5, "prunelab.report.axes": 5.05, "prunelab.report.curves": 5,
     "prunelab.report.levels": 5.1,
     "prunelab.report.markdown": 5.2, "prunelab.report.make": 5.3, "prunelab.report": 5.4,
     "prunelab.report.__main__": 5.5,
@@ -61,6 +66,7 @@ LAYERS = {
     "hydra_plugins.prunelab_launcher": 8, "hydra_plugins.prunelab_launcher.jobs": 8,
     "hydra_plugins.prunelab_launcher.stacked_launcher": 8,
     "hydra_plugins.prunelab_launcher.slurm_launcher": 8,
+    "hydra_plugins.prunelab_launcher.tracking": 7.5,
     "hydra_plugins.prunelab_launcher.checked_sweeper": 8,
 }  # fmt: skip
 CLIS = {"prunelab.train", "prunelab.report.__main__"}

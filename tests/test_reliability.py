@@ -49,7 +49,7 @@ CLI_BAD_INPUTS = [
         "unknown schedule 'cosine'; choose one of: gradual, imp, init, iterative, lottery, "
         "oneshot, rigl, set",
     ),
-    (["data=cifar10"], "unknown data 'cifar10'; choose one of: fashion_mnist, mnist"),
+    (["data=cifar100"], "unknown data 'cifar100'; choose one of: cifar10, fashion_mnist, mnist"),
     (["sparsity=-0.1"], "sparsity must be in [0, 1), got -0.1"),
     (["sparsity=1.0"], "sparsity must be in [0, 1), got 1.0"),
     (["sparsity=abc"], "sparsity must be a number in [0, 1), got 'abc'"),

@@ -17,13 +17,13 @@ import pytest
 
 from prunelab.report import COMPARISON_PLOTS, DROP_PLOT, make_report
 from prunelab.report.__main__ import main as report_main
-from prunelab.report.plots import (
+from prunelab.report.curves import epoch_lines
+from prunelab.report.names import (
     EFFECTIVE_COMPRESSION_LABEL,
     FINAL_LABEL,
     MAX_NAME_BYTES,
     SHARED_LABEL,
     bounded_name,
-    epoch_lines,
     epoch_plot_name,
     sparsity_plot_name,
 )

@@ -19,8 +19,9 @@ import numpy as np
 # init: the network's initial weights; batches: the training batch order of one epoch;
 # mask: the random controls' scores; reinit: the lottery control's fresh initial weights;
 # score: the training images a data-driven criterion scores on at one prune event;
-# grow: SET's random growth scores at one topology update (dst.update_topology).
-PURPOSES = ("init", "batches", "mask", "reinit", "score", "grow")
+# grow: SET's random growth scores at one topology update (dst.update_topology);
+# augment: the random crops and flips of one epoch's training images (data.augment).
+PURPOSES = ("init", "batches", "mask", "reinit", "score", "grow", "augment")
 
 
 def seed_for(seed: int, purpose: str, *index: int) -> int:

@@ -7,7 +7,7 @@ means ± std over seeds), ``plots``, ``markdown``, ``make`` (all of them for one
 """
 
 from prunelab.report.make import make_report
-from prunelab.report.plots import COMPARISON_PLOTS, DROP_PLOT, EQUAL_COST_PLOTS
+from prunelab.report.names import COMPARISON_PLOTS, DROP_PLOT, EQUAL_COST_PLOTS
 from prunelab.report.read import ReportError
 
 __all__ = ["COMPARISON_PLOTS", "DROP_PLOT", "EQUAL_COST_PLOTS", "ReportError", "make_report"]

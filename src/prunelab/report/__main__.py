@@ -11,7 +11,7 @@ from typing import Any
 
 from prunelab.errors import PrunelabError
 from prunelab.report.make import make_report
-from prunelab.report.plots import X_AXES
+from prunelab.report.names import X_AXES
 
 
 def main(argv: list[str] | None = None, write: Callable[[str], Any] = print) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from prunelab.report.levels import levels_report
 from prunelab.report.markdown import markdown
-from prunelab.report.plots import X_AXES, plot_all
+from prunelab.report.names import X_AXES
+from prunelab.report.plots import plot_all
 from prunelab.report.read import ReportError, Sweep, epoch_curves, read_sweep, summary_table
 
 REPORT_FILE = "report.md"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from prunelab.identity import show
-from prunelab.report.plots import sentence_start, strategy_label
+from prunelab.report.names import sentence_start, strategy_label
 from prunelab.report.read import (
     Sweep,
     comparable,
