@@ -22,7 +22,7 @@ LAYERS = {
     "prunelab.registry": 0.5,
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
-    "prunelab.functional": 1,
+    "prunelab.functional": 1, "prunelab.optimizers": 1,
     # what a SLURM cluster offers and holds (its client commands)
     "prunelab.slurm": 1,
     # the methods: criteria score, allocations count per layer, selection makes the masks,

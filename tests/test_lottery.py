@@ -9,8 +9,9 @@ import torch
 
 from prunelab.config import check_argv
 from prunelab.errors import ConfigError
-from prunelab.module import PruningModule, lr_factor
+from prunelab.module import PruningModule
 from prunelab.nets import fresh_weights, seeded_mlp
+from prunelab.optimizers import lr_factor
 from prunelab.run import run_job, run_jobs
 
 SIZES = [784, 48, 24, 10]
