@@ -57,7 +57,7 @@ def epoch_start_weights(monkeypatch) -> dict[int, list[torch.Tensor]]:
 
 
 def init_weights(seed: int) -> list[torch.Tensor]:
-    """The initial weights of run ``seed``, drawn as ``run.fit`` draws them."""
+    """The initial weights of run ``seed``, drawn as ``wiring.fit`` draws them."""
     return [layer.weight.detach() for layer in seeded_mlp(SIZES, seed).layers]
 
 

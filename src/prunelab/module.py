@@ -303,7 +303,7 @@ def placement_errors(
     Weights, masks and metric sums must be on the module's device; every per-weight optimizer
     buffer (Adam's moments, SGD momentum) on its weight's device and in its dtype, since the
     pruning callback multiplies it by the weight's mask. Checked at the start of every fit,
-    whatever it resumed from (``run.py``), and by the tests of each resume path.
+    whatever it resumed from (``wiring.fit``), and by the tests of each resume path.
     """
     device = module.device
     errors = []
