@@ -22,11 +22,12 @@ LAYERS = {
     "prunelab.registry": 0.5,
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
-    "prunelab.functional": 1,
+    "prunelab.functional": 1, "prunelab.optimizers": 1,
     # how a model's prunable layers connect (pure data)
     "prunelab.graph": 0.8,
-    # what a SLURM cluster offers and holds (its client commands)
-    "prunelab.slurm": 1,
+    # what a SLURM cluster offers and holds (its client commands); the process as Lightning
+    # sees it (its cluster environment, its quiet)
+    "prunelab.slurm": 1, "prunelab.environment": 1,
     # the methods: criteria score, allocations count per layer, selection makes the masks,
     # sparse training moves them
     "prunelab.scoring": 1.4, "prunelab.criteria": 1.5, "prunelab.allocation": 1.6,
@@ -48,6 +49,8 @@ LAYERS = {
     # the LightningModule; the GPU pool's locks; IMP's levels (each run through the
     # orchestrator, which hands itself over)
     "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4,
+    # a job's data and loaders; what a stack of jobs is
+    "prunelab.job_data": 4, "prunelab.stacks": 4,
     # what a run is made of: callbacks, resuming, the dense cache; the report reads results:
     # its statistics, reading a sweep, plots, markdown, one report, its command line
     "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,
@@ -57,6 +60,9 @@ LAYERS = {
     "prunelab.report.levels": 5.1,
     "prunelab.report.markdown": 5.2, "prunelab.report.make": 5.3, "prunelab.report": 5.4,
     "prunelab.report.__main__": 5.5,
+    # a stack's fit wired (members, callbacks, trainer), where it starts (its checkpoint or
+    # the dense cache, built by the same fit), and each member's result written
+    "prunelab.wiring": 5.5, "prunelab.start": 5.6, "prunelab.finish": 5.7,
     # the one orchestrator
     "prunelab.run": 6,
     # the command line

@@ -12,8 +12,8 @@ import torch
 from prunelab.config import load
 from prunelab.errors import ConfigError
 from prunelab.levels import LEVELS_DIR, REWIND_FILE, START_FILE, SUMMARY_FILE, level_dir
-from prunelab.module import offset_factor
 from prunelab.nets import seeded_mlp
+from prunelab.optimizers import offset_factor
 from prunelab.results import MODEL_FILE, RESULT_FILE
 from prunelab.run import group_jobs, run_job, run_jobs
 

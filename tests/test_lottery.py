@@ -9,8 +9,9 @@ import torch
 
 from prunelab.config import check_argv
 from prunelab.errors import ConfigError
-from prunelab.module import PruningModule, lr_factor
+from prunelab.module import PruningModule
 from prunelab.nets import fresh_weights, seeded_mlp
+from prunelab.optimizers import lr_factor
 from prunelab.run import run_job, run_jobs
 
 SIZES = [784, 48, 24, 10]
@@ -56,7 +57,7 @@ def epoch_start_weights(monkeypatch) -> dict[int, list[torch.Tensor]]:
 
 
 def init_weights(seed: int) -> list[torch.Tensor]:
-    """The initial weights of run ``seed``, drawn as ``run.fit`` draws them."""
+    """The initial weights of run ``seed``, drawn as ``wiring.fit`` draws them."""
     return [layer.weight.detach() for layer in seeded_mlp(SIZES, seed).layers]
 
 

@@ -18,14 +18,9 @@ from prunelab.config.schema import OneshotSchedule, OptimConfig
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
 from prunelab.functional import member_losses
-from prunelab.module import (
-    CHECKPOINT_FORMAT,
-    PruningModule,
-    build_optimizers,
-    forward_in_blocks,
-    lr_factor,
-)
+from prunelab.module import CHECKPOINT_FORMAT, PruningModule, forward_in_blocks
 from prunelab.nets import MaskedMLP, StackedMLP
+from prunelab.optimizers import build_optimizers, lr_factor
 from prunelab.resume import LastCheckpoint, checkpoint_due
 
 SMALL = [784, 64, 48, 32, 10]

@@ -149,7 +149,7 @@ def test_no_srun_warning_where_srun_exists_but_the_run_is_not_a_step(tmp_path):
 def test_the_cluster_environment_is_slurms_only_inside_a_slurm_step(monkeypatch):
     from pytorch_lightning.plugins.environments import LightningEnvironment, SLURMEnvironment
 
-    from prunelab.run import cluster_environment
+    from prunelab.environment import cluster_environment
 
     for key in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
         monkeypatch.delenv(key, raising=False)

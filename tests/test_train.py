@@ -64,7 +64,7 @@ def test_inference_is_timed_at_the_end_of_a_real_run_not_of_a_quick_look(make_cf
     """What the inference timing records; how much faster the export is, is measured by
     scripts/bench_sparse.py, not asserted on a machine whose load a test cannot know."""
     from prunelab.config import strategy_method
-    from prunelab.run import measure_inference
+    from prunelab.finish import measure_inference
 
     net = MaskedMLP([784, 1000, 1000, 500, 200, 10])
     net.prune(strategy_method("neuron"), 0.5)

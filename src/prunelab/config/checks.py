@@ -296,7 +296,7 @@ def check_job(job: Config) -> None:
     check_method(job)
     check_layer_sparsity(job)
     shape = DATASETS.get(job.data.name).shape
-    if shape is not None:  # else once the data is loaded (run.load_data)
+    if shape is not None:  # else once the data is loaded (job_data.load_data)
         check_sizes(list(sizes), *shape, job.data.name)
 
 
