@@ -156,9 +156,13 @@ def masked_member(
     return MaskedNet(model, image_shape)
 
 
-def stacked(members: Sequence[MaskedMLP | MaskedNet]) -> StackedMLP | StackedNet:
+def stacked(
+    members: Sequence[MaskedMLP | MaskedNet],
+    factory: Callable[[int, str], MaskedMLP | MaskedNet] | None = None,
+) -> StackedMLP | StackedNet:
     """The stack that trains ``members`` as one: the MLP's batched-matmul stack for the
-    challenge MLP, the vmap stack for any other model."""
+    challenge MLP, the vmap stack for any other model (``factory(seed, purpose)`` builds a
+    fresh member, for the lottery's re-initialised control)."""
     if all(isinstance(m, MaskedMLP) for m in members):
         return StackedMLP(members)  # type: ignore[arg-type]
-    return StackedNet(members)  # type: ignore[arg-type]
+    return StackedNet(members, factory)  # type: ignore[arg-type]

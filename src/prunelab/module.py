@@ -1,4 +1,5 @@
-"""The one LightningModule: trains a stack of M ≥ 1 members (``nets.StackedMLP``).
+"""The one LightningModule: trains a stack of M ≥ 1 members (``nets.MemberStack``: the
+challenge MLP's ``MemberStack`` or any model's ``stack.StackedNet``).
 
 A single run is a stack of one, a stacked sweep a stack of many: the same module, the same
 steps, the same logs. The loss is the *sum* of the members' mean cross-entropies, so each
@@ -32,7 +33,7 @@ from torchmetrics import Metric
 from prunelab.config.schema import OptimConfig, ScheduleConfig
 from prunelab.errors import TrainingError
 from prunelab.functional import member_losses
-from prunelab.nets import StackedMLP
+from prunelab.nets import MemberStack
 from prunelab.optimizers import build_optimizers, reset_optimizer_state
 from prunelab.sparse import compact
 
@@ -77,7 +78,7 @@ class PruningModule(pl.LightningModule):
 
     def __init__(
         self,
-        net: StackedMLP,
+        net: MemberStack,
         optim: OptimConfig,
         schedule: ScheduleConfig,
         val_splits: Sequence[str] = ("val", "test"),
@@ -177,14 +178,17 @@ class PruningModule(pl.LightningModule):
 
     @torch.no_grad()
     def rewind(self, fresh: Sequence[Tensor] | None = None) -> None:
-        """Lottery tickets: every weight back to its value at the start of epoch
-        ``rewind_epoch`` (or to ``fresh``, (M, out, in) per layer: the re-initialised
-        control), times its mask, so only the surviving weights come back; and the optimizer
-        state zeroed, the fresh optimizer a ticket retrains with."""
+        """Lottery tickets: every parameter back to its value at the start of epoch
+        ``rewind_epoch`` (or to ``fresh``, one (M, …) tensor per parameter: the
+        re-initialised control), each weight times its mask, so only the surviving weights
+        come back; and the optimizer state zeroed, the fresh optimizer a ticket retrains
+        with."""
         assert self.snapshot is not None, "rewind needs a module built with rewind_epoch"
         sources = fresh if fresh is not None else self.snapshot.weights()
-        for layer, source in zip(self.net.layers, sources, strict=True):
-            layer.weight.copy_(source.to(layer.weight) * layer.mask)
+        masks = {id(layer.weight): layer.mask for layer in self.net.layers}
+        for param, source in zip(self.net.parameters(), sources, strict=True):
+            mask = masks.get(id(param))
+            param.copy_(source.to(param) if mask is None else source.to(param) * mask)
         for opt in self.trainer.optimizers:
             reset_optimizer_state(opt)
 
@@ -263,7 +267,7 @@ def forward_in_blocks(
 
 @torch.no_grad()
 def member_accuracy(
-    net: StackedMLP, loader: Iterable[tuple[Tensor, Tensor]]
+    net: MemberStack, loader: Iterable[tuple[Tensor, Tensor]]
 ) -> tuple[list[float], int]:
     """Each member's accuracy on ``loader``'s batches, read to the host once (inputs in the
     weights' dtype, as the trainer's precision plugin gives them to ``validation_step``, and
@@ -279,17 +283,18 @@ def member_accuracy(
 
 
 class WeightSnapshot(nn.Module):
-    """A copy of a stack's weights taken at one moment: buffers ``layer<i>``, (M, out, in)."""
+    """A copy of a stack's parameters taken at one moment: buffers ``layer<i>``, (M, …), in
+    ``net.parameters()`` order (the MLP's: its layers' weights)."""
 
-    def __init__(self, net: StackedMLP) -> None:
+    def __init__(self, net: MemberStack) -> None:
         super().__init__()
-        for i, layer in enumerate(net.layers):
-            self.register_buffer(f"layer{i}", torch.zeros_like(layer.weight.detach()))
+        for i, param in enumerate(net.parameters()):
+            self.register_buffer(f"layer{i}", torch.zeros_like(param.detach()))
 
     @torch.no_grad()
-    def capture(self, net: StackedMLP) -> None:
-        for saved, layer in zip(self.weights(), net.layers, strict=True):
-            saved.copy_(layer.weight)
+    def capture(self, net: MemberStack) -> None:
+        for saved, param in zip(self.weights(), net.parameters(), strict=True):
+            saved.copy_(param)
 
     def weights(self) -> list[Tensor]:
         return list(self.buffers())  # in registration order: layer 0 first

@@ -208,6 +208,12 @@ class MemberStack(nn.Module):
         """How its prunable layers connect (None: the MLP's chain)."""
         return None
 
+    def fresh_weights(self, seeds: Sequence[int]) -> list[Tensor]:
+        """New initial values of every parameter (``parameters()`` order), one member per
+        seed from its ``reinit`` stream, stacked (M, …), on this stack's device and in its
+        dtype: the lottery's re-initialised control."""
+        raise NotImplementedError
+
     def __len__(self) -> int:
         return self.layers[0].weight.shape[0]
 
@@ -292,6 +298,10 @@ class StackedMLP(MemberStack):
         for layer in self.layers[:-1]:
             x = F.relu(layer(x))
         return self.layers[-1](x)
+
+    def fresh_weights(self, seeds: Sequence[int]) -> list[Tensor]:
+        weight = self.layers[0].weight
+        return fresh_weights(self.sizes, seeds, weight.device, weight.dtype)
 
     def unstack(self, i: int) -> MaskedMLP:
         """A standalone copy of member ``i``, on the stack's device and in its dtype."""

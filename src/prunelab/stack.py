@@ -131,8 +131,15 @@ class StackedWeight(nn.Module):
 class StackedNet(MemberStack):
     """M ``MaskedNet`` of one architecture as one module; ``forward`` gives (M, B, classes)."""
 
-    def __init__(self, members: Sequence[MaskedNet]) -> None:
+    def __init__(
+        self,
+        members: Sequence[MaskedNet],
+        factory: Callable[[int, str], MaskedNet] | None = None,
+    ) -> None:
+        """``factory(seed, purpose)`` builds a fresh member (``models.masked_member``): what
+        the lottery's re-initialised control draws its new weights from."""
         super().__init__()
+        self.__dict__["factory"] = factory
         if not members:
             raise ValueError("a stacked model needs at least one member")
         first = members[0]
@@ -231,6 +238,14 @@ class StackedNet(MemberStack):
             for h in handles:
                 h.remove()
         return logits, tuple(F.relu(z) for z in seen[:-1])
+
+    def fresh_weights(self, seeds: Sequence[int]) -> list[Tensor]:
+        if self.factory is None:
+            raise ValueError("this stack was built without a factory: it cannot draw fresh weights")
+        fresh = [dict(self.factory(seed, "reinit").model.named_parameters()) for seed in seeds]
+        weight = self.layers[0].weight
+        return [torch.stack([f[n].detach() for f in fresh]).to(weight)
+                for n in [*self.layout.names, *self.extra_names]]  # fmt: skip
 
     def member_params(self, i: int) -> dict[str, Tensor]:
         """Member ``i``'s parameters by name (views)."""
