@@ -21,8 +21,9 @@ from prunelab.config import (
     check_stack,
     load,
 )
-from prunelab.config.schema import SCHEDULES, schema_fields
+from prunelab.config.schema import schema_fields
 from prunelab.errors import ConfigError
+from prunelab.schedules import SCHEDULES
 
 from .conftest import ROOT, fake_slurm_path
 

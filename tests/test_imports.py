@@ -21,14 +21,21 @@ LAYERS = {
     # named plug-ins (one registry shape for criteria, allocations, schedules, datasets)
     "prunelab.registry": 0.5,
     # pure functions and file formats
-    "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
-    "prunelab.functional": 1,
+    "prunelab.pruning": 1, "prunelab.results": 1, "prunelab.logs": 1, "prunelab.functional": 1,
     # what a SLURM cluster offers and holds (its client commands)
     "prunelab.slurm": 1,
     # the methods: criteria score, allocations count per layer, selection makes the masks,
     # sparse training moves them
     "prunelab.criteria": 1.5, "prunelab.allocation": 1.6, "prunelab.selection": 1.7,
     "prunelab.dst": 1.8,
+    # the schedules: a setting's field (below them and the config schema both); their shared
+    # ramps, the interface, one module per family (sparse training's checks its criteria),
+    # the registry
+    "prunelab.settings": 0.6, "prunelab.schedules.ramps": 1, "prunelab.schedules.base": 1.1,
+    "prunelab.schedules.oneshot": 1.2, "prunelab.schedules.gradual": 1.2,
+    "prunelab.schedules.iterative": 1.2, "prunelab.schedules.lottery": 1.2,
+    "prunelab.schedules.imp": 1.3, "prunelab.schedules.sparse_training": 1.55,
+    "prunelab.schedules": 1.58,
     # data and the networks
     "prunelab.data": 2, "prunelab.nets": 2,
     # what the nets become for inference; the config: its schema, the tree and --help, every
@@ -39,6 +46,11 @@ LAYERS = {
     # the LightningModule; the GPU pool's locks; IMP's levels (each run through the
     # orchestrator, which hands itself over)
     "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4,
+    # the callbacks' concerns: the rewind, drop-and-grow, scoring batches, averaging and the
+    # fine-tune guard, what a run shows; prune timing, which asks the schedule and uses them
+    "prunelab.callbacks.rewind": 4.5, "prunelab.callbacks.topology": 4.5,
+    "prunelab.callbacks.scoring": 4.5, "prunelab.callbacks.training": 4.5,
+    "prunelab.callbacks.progress": 4.5, "prunelab.callbacks.pruning": 4.6,
     # what a run is made of: callbacks, resuming, the dense cache; the report reads results:
     # its statistics, reading a sweep, plots, markdown, one report, its command line
     "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,

@@ -33,7 +33,6 @@ import pandas as pd
 import torch
 
 from prunelab.config import Config, job_method
-from prunelab.config.schema import IMPSchedule, LevelSchedule
 from prunelab.nets import MaskedMLP, fresh_weights
 from prunelab.pruning import prunable_layers, smallest_masks
 from prunelab.results import (
@@ -42,6 +41,7 @@ from prunelab.results import (
     save_state_atomic,
     write_json_atomic,
 )
+from prunelab.schedules import IMPSchedule, LevelSchedule
 from prunelab.streams import seed_for
 
 log = logging.getLogger("prunelab")
