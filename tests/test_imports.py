@@ -43,8 +43,8 @@ LAYERS = {
     "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,
     "prunelab.config.checks": 3.2, "prunelab.config.argv": 3.3, "prunelab.config.launch": 3.4,
     "prunelab.config": 3.5,
-    # the LightningModule; the GPU pool's locks; IMP's levels (each run through the
-    # orchestrator, which hands itself over)
+    # the LightningModule; the GPU pool's locks; what IMP's levels are made of (their
+    # folders, starts and summary rows)
     "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4,
     # the callbacks' concerns: the rewind, drop-and-grow, scoring batches, averaging and the
     # fine-tune guard, what a run shows; prune timing, which asks the schedule and uses them
@@ -60,6 +60,9 @@ LAYERS = {
     "prunelab.report.__main__": 5.5,
     # the one orchestrator
     "prunelab.run": 6,
+    # the workflows above it: IMP's levels, each an ordinary run through the orchestrator;
+    # where every job starts (one training, or its schedule's workflow)
+    "prunelab.imp": 6.5, "prunelab.workflows": 6.6,
     # the command line
     "prunelab.train": 7,
     # Hydra's plug-ins: setting up a sweep's jobs; the launchers, which call the orchestrator
