@@ -20,7 +20,6 @@ weights from the seed's ``reinit`` stream (does its *initialisation* matter?).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from prunelab.pruning import prunable_layers, smallest_masks
 from prunelab.schedules import LevelSchedule
 from prunelab.streams import seed_for
 
-log = logging.getLogger("prunelab")
 LEVELS_DIR = "levels"
 REWIND_FILE = "rewind.pt"
 START_FILE = "start.pt"

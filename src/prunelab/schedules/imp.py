@@ -1,5 +1,6 @@
 """Iterative magnitude pruning with rewinding (``imp``): the settings of the level-by-level
-workflow (``levels``) and the schedule of each level's run (``LevelSchedule``)."""
+workflow (``prunelab.imp``, which trains each level as an ordinary run) and the schedule of
+each level's run (``LevelSchedule``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class IMPSchedule(Schedule):
     retrain the rest of the budget. Every level, and with controls=true its two controls (a
     random mask with the level's per-layer sparsity on the same rewound weights; the level's
     mask on fresh initial weights), is a run of its own under levels/ in the job's folder,
-    resumed level by level (``prunelab.levels``). `sparsity` is unused: level L keeps
+    resumed level by level (``prunelab.imp``). `sparsity` is unused: level L keeps
     (1 − level_fraction)^L of the pruned layers' weights."""
 
     KIND: ClassVar[str] = "imp"
@@ -74,11 +75,13 @@ class IMPSchedule(Schedule):
 
 @dataclass
 class LevelSchedule(AtInitSchedule):
-    """One training of an IMP job (``levels``), never chosen on the command line: the masks
-    are set before the first step (``start``: a file of weights and masks the level runner
-    wrote) and never change; the rate follows the main schedule of `lr_horizon` epochs from
-    epoch `offset` on (a ticket retrains from its rewind point). The dense level instead saves
-    its weights at step `capture_step` to `capture` (the rewind point of every later level)."""
+    """One training of an IMP job (``prunelab.imp``), which the workflow sets and the command
+    line never names (its settings, kind included, are part of each level's identity, so
+    resumed IMP jobs find their levels): an at-init run whose masks are set before the first
+    step (``start``: a file of weights and masks the workflow wrote) and never change; the
+    rate follows the main schedule of `lr_horizon` epochs from epoch `offset` on (a ticket
+    retrains from its rewind point). The dense level instead saves its weights at step
+    `capture_step` to `capture` (the rewind point of every later level)."""
 
     KIND: ClassVar[str] = "imp-level"
     name: str = setting("imp-level", "an IMP level", label="schedule")
