@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prunelab.config.schema import ScheduleConfig, setting
 from prunelab.criteria import Criterion, ScoreContext
 from prunelab.data import DatasetSpec, RawDataset
+from prunelab.schedules import Schedule, setting
 
 
 class UnitL1(Criterion):
@@ -28,7 +28,7 @@ class UnitL1(Criterion):
 
 
 @dataclass
-class HalfThenFull(ScheduleConfig):
+class HalfThenFull(Schedule):
     """Train dense for `epochs`, prune to half of `sparsity`, train `step_epochs` more, prune
     to `sparsity`, then fine-tune."""
 

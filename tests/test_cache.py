@@ -16,12 +16,13 @@ import torch
 
 from prunelab import cache
 from prunelab.config import load
-from prunelab.config.schema import SCHEDULES, schema_fields
+from prunelab.config.schema import schema_fields
 from prunelab.data import RawDataset
 from prunelab.identity import NOT_IN_IDENTITY, flatten
 from prunelab.results import sha256_file
 from prunelab.resume import LAST_CKPT, LAST_MANIFEST, resume_point, write_manifest
 from prunelab.run import run_job
+from prunelab.schedules import SCHEDULES
 
 pytestmark = pytest.mark.reliability
 

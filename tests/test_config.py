@@ -21,8 +21,9 @@ from prunelab.config import (
     check_stack,
     load,
 )
-from prunelab.config.schema import SCHEDULES, schema_fields
+from prunelab.config.schema import schema_fields
 from prunelab.errors import ConfigError
+from prunelab.schedules import SCHEDULES
 
 from .conftest import ROOT, fake_slurm_path
 
@@ -230,11 +231,13 @@ def test_config_errors_are_raised_in_the_config_package_only():
 
 
 # Where a raw Hydra config may still be read: the config package that types it, the CLI and
-# the launchers that receive it from Hydra, the orchestrator's one conversion, Hydra's own
-# config in the GPU pool, and the dense cache's.
+# the launchers that receive it from Hydra, where they start every job (workflows.py, which
+# hands it to the orchestrator's one conversion), Hydra's own config in the GPU pool, and the
+# dense cache's.
 RAW_CONFIG_READERS = {
     "prunelab/config/argv.py", "prunelab/config/checks.py", "prunelab/train.py",
-    "prunelab/run.py", "prunelab/gpus.py", "hydra_plugins/prunelab_launcher/jobs.py",
+    "prunelab/run.py", "prunelab/workflows.py", "prunelab/gpus.py",
+    "hydra_plugins/prunelab_launcher/jobs.py",
     "hydra_plugins/prunelab_launcher/stacked_launcher.py",
     "hydra_plugins/prunelab_launcher/slurm_launcher.py",
 }  # fmt: skip

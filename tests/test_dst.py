@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import open_dict
 
-from prunelab.config.schema import DynamicSparseSchedule, RigLSchedule
 from prunelab.criteria import CRITERIA, ScoreContext
 from prunelab.dst import drop_and_grow, update_topology, zero_optimizer_state
 from prunelab.nets import MaskedMLP
 from prunelab.results import MODEL_FILE
 from prunelab.run import run_job, run_jobs
-from prunelab.schedules import cosine_fraction
+from prunelab.schedules import DynamicSparseSchedule, RigLSchedule, cosine_fraction
 
 SMALL = ("model.sizes=[784,64,32,10]", "data.limit=600", "data.batch_size=50",
          "strategy=random_weight", "strategy.allocation=erk", "schedule.update_every_steps=3",

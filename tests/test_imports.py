@@ -21,8 +21,8 @@ LAYERS = {
     # named plug-ins (one registry shape for criteria, allocations, schedules, datasets)
     "prunelab.registry": 0.5,
     # pure functions and file formats
-    "prunelab.pruning": 1, "prunelab.schedules": 1, "prunelab.results": 1, "prunelab.logs": 1,
-    "prunelab.functional": 1, "prunelab.optimizers": 1,
+    "prunelab.pruning": 1, "prunelab.results": 1, "prunelab.logs": 1, "prunelab.functional": 1,
+    "prunelab.optimizers": 1,
     # how a model's prunable layers connect (pure data)
     "prunelab.graph": 0.8,
     # what a SLURM cluster offers and holds (its client commands); the process as Lightning
@@ -32,6 +32,14 @@ LAYERS = {
     # sparse training moves them
     "prunelab.scoring": 1.4, "prunelab.criteria": 1.5, "prunelab.allocation": 1.6,
     "prunelab.selection": 1.7, "prunelab.dst": 1.8,
+    # the schedules: a setting's field (below them and the config schema both); their shared
+    # ramps, the interface, one module per family (sparse training's checks its criteria),
+    # the registry
+    "prunelab.settings": 0.6, "prunelab.schedules.ramps": 1, "prunelab.schedules.base": 1.1,
+    "prunelab.schedules.oneshot": 1.2, "prunelab.schedules.gradual": 1.2,
+    "prunelab.schedules.iterative": 1.2, "prunelab.schedules.lottery": 1.2,
+    "prunelab.schedules.imp": 1.3, "prunelab.schedules.sparse_training": 1.55,
+    "prunelab.schedules": 1.58,
     # reading a model's layer graph from the model (probe + torch.fx)
     "prunelab.layout": 1.9,
     # data and the networks; data's parts: what a dataset is, its sources (IDX files and the
@@ -46,11 +54,16 @@ LAYERS = {
     "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,
     "prunelab.config.checks": 3.2, "prunelab.config.argv": 3.3, "prunelab.config.launch": 3.4,
     "prunelab.config": 3.5,
-    # the LightningModule; the GPU pool's locks; IMP's levels (each run through the
-    # orchestrator, which hands itself over)
+    # the LightningModule; the GPU pool's locks; what IMP's levels are made of (their
+    # folders, starts and summary rows)
     "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4,
     # a job's data and loaders; what a stack of jobs is
     "prunelab.job_data": 4, "prunelab.stacks": 4,
+    # the callbacks' concerns: the rewind, drop-and-grow, scoring batches, averaging and the
+    # fine-tune guard, what a run shows; prune timing, which asks the schedule and uses them
+    "prunelab.callbacks.rewind": 4.5, "prunelab.callbacks.topology": 4.5,
+    "prunelab.callbacks.scoring": 4.5, "prunelab.callbacks.training": 4.5,
+    "prunelab.callbacks.progress": 4.5, "prunelab.callbacks.pruning": 4.6,
     # what a run is made of: callbacks, resuming, the dense cache; the report reads results:
     # its statistics, reading a sweep, plots, markdown, one report, its command line
     "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,
@@ -65,6 +78,9 @@ LAYERS = {
     "prunelab.wiring": 5.5, "prunelab.start": 5.6, "prunelab.finish": 5.7,
     # the one orchestrator
     "prunelab.run": 6,
+    # the workflows above it: IMP's levels, each an ordinary run through the orchestrator;
+    # where every job starts (one training, or its schedule's workflow)
+    "prunelab.imp": 6.5, "prunelab.workflows": 6.6,
     # the command line
     "prunelab.train": 7,
     # Hydra's plug-ins: setting up a sweep's jobs; the launchers, which call the orchestrator

@@ -15,7 +15,7 @@ from prunelab.levels import LEVELS_DIR, REWIND_FILE, START_FILE, SUMMARY_FILE, l
 from prunelab.nets import seeded_mlp
 from prunelab.optimizers import offset_factor
 from prunelab.results import MODEL_FILE, RESULT_FILE
-from prunelab.run import group_jobs, run_job, run_jobs
+from prunelab.workflows import group_jobs, run_job, run_jobs
 
 SIZES = [784, 32, 16, 10]
 TINY = ("schedule=imp", "schedule.epochs=2", "schedule.levels=2", "model.sizes=[784,32,16,10]",

@@ -14,7 +14,7 @@ import torch
 from prunelab import resume
 from prunelab.callbacks import PruningCallback, mask_optimizer_state
 from prunelab.config import strategy_method
-from prunelab.config.schema import OneshotSchedule, OptimConfig
+from prunelab.config.schema import OptimConfig
 from prunelab.data import BatchLoader
 from prunelab.errors import TrainingError
 from prunelab.functional import member_losses
@@ -22,6 +22,7 @@ from prunelab.module import CHECKPOINT_FORMAT, PruningModule, forward_in_blocks
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.optimizers import build_optimizers, lr_factor
 from prunelab.resume import LastCheckpoint, checkpoint_due
+from prunelab.schedules import OneshotSchedule
 
 SMALL = [784, 64, 48, 32, 10]
 
@@ -127,7 +128,7 @@ def test_pruning_happens_before_the_reported_test_even_without_finetuning(tmp_pa
 def test_the_final_prune_at_test_start_leaves_the_optimizer_alone(tmp_path, monkeypatch):
     # Regression (H200, 2026-11-25): after fit Lightning moves the optimizer state off the
     # GPU; the final prune at test start multiplied it by masks on the GPU and crashed.
-    from prunelab import callbacks
+    from prunelab.callbacks import pruning as callbacks
 
     calls = []
     real = callbacks.mask_optimizer_state

@@ -15,10 +15,11 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
 from prunelab.callbacks import EpochSummary, PruningCallback
-from prunelab.config.schema import OneshotSchedule, OptimConfig
+from prunelab.config.schema import OptimConfig
 from prunelab.module import PruningModule, check_placement, placement_errors
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.run import run_job, run_jobs
+from prunelab.schedules import OneshotSchedule
 
 CUDA = pytest.param(
     "cuda",

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from prunelab.config import strategy_method
-from prunelab.config.schema import GradualSchedule, IterativeSchedule
 from prunelab.nets import MaskedMLP, StackedMLP
 from prunelab.results import MODEL_FILE
 from prunelab.run import run_job
 from prunelab.schedules import (
+    GradualSchedule,
+    IterativeSchedule,
     cubic_ramp,
     iterative_prunes_after,
     iterative_releases_at,

@@ -10,7 +10,7 @@ value, newly grown ones start at 0 (google-research/rigl's ``grow_init='zeros'``
 ``reinit_when_same=False``).
 
 Which criteria score the drop and the growth, and when updates happen, belong to the
-schedule (``config.schema.DynamicSparseSchedule``); the callback calls ``update_topology``.
+schedule (``schedules.sparse_training``); the callback calls ``update_topology``.
 """
 
 from __future__ import annotations

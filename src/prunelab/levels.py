@@ -5,12 +5,11 @@ then at each level remove a share of the weights that remain by magnitude, rewin
 survivors to their values at the rewind point of the dense training, and retrain the rest of
 the budget; the next level prunes the retrained ticket. Each training is a run of its own,
 ``levels/L<level>-<arm>/`` in the job's folder, with its own log, ``result.json`` and
-``model.pt``, and goes through ``run.run_jobs`` like any job: a finished level is returned
-without training, an interrupted one resumes from its ``last.ckpt``, so an IMP job resumes
-level by level (the orchestrator hands ``run_levels`` the function that runs one job).
-Every level's start (weights and masks, ``start.pt``) is computed here from
-the previous ticket and the rewind point, deterministically, so writing it again on a resume
-changes nothing.
+``model.pt``; the workflow that trains them through the orchestrator, like any job, is
+``prunelab.imp``, above it. Here is what the levels are made of, below the orchestrator and
+the report both: their folders, the job of each, the start of each (weights and masks,
+``start.pt``, computed from the previous ticket and the rewind point, deterministically, so
+writing it again on a resume changes nothing), and the row each adds to the summary.
 
 At every level two controls of open_lth can train beside the ticket (``controls``):
 ``random``, a random mask with the ticket's per-layer counts on the same rewound weights
@@ -21,11 +20,7 @@ weights from the seed's ``reinit`` stream (does its *initialisation* matter?).
 from __future__ import annotations
 
 import dataclasses
-import logging
-import math
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +28,15 @@ import pandas as pd
 import torch
 
 from prunelab.config import Config, job_method
-from prunelab.config.schema import IMPSchedule, LevelSchedule
 from prunelab.nets import MaskedMLP, fresh_weights
 from prunelab.pruning import prunable_layers, smallest_masks
-from prunelab.results import (
-    MODEL_FILE,
-    job_result,
-    save_state_atomic,
-    write_json_atomic,
-)
+from prunelab.schedules import LevelSchedule
 from prunelab.streams import seed_for
 
-log = logging.getLogger("prunelab")
 LEVELS_DIR = "levels"
 REWIND_FILE = "rewind.pt"
 START_FILE = "start.pt"
 SUMMARY_FILE = "levels.json"
-RunOne = Callable[[Config], dict[str, Any]]
 
 
 def level_dir(out: Path, level: int, arm: str) -> Path:
@@ -156,65 +143,3 @@ def level_summary(result: dict[str, Any], job_dir: Path, level: int, arm: str) -
         **best_epoch(job_dir),
         "dir": str(job_dir.relative_to(job_dir.parent.parent)),
     }
-
-
-def run_levels(job: Config, run_one: RunOne, spe: int) -> dict[str, Any]:
-    """Every level of an IMP job, in order, then its summary result: the last ticket's
-    figures, with ``levels`` (one row per level and arm, ``level_summary``) and the
-    ``sparsity`` the last level reached. ``run_one`` trains one level's job (or returns its
-    finished result) and raises what stopped it (``run.run_job``); ``spe``
-    is the job's optimizer steps per epoch."""
-    imp: IMPSchedule = job.schedule
-    started = time.perf_counter(), time.time()
-    out = Path(job.paths.output_dir)
-    rewind_step = imp.rewind_steps(spe)
-    if rewind_step >= imp.epochs * spe:
-        raise ValueError(
-            f"schedule.rewind_step={rewind_step} is not inside the dense training's "
-            f"{imp.epochs * spe} steps; rewind to an earlier step"
-        )
-    rewind_path = out / LEVELS_DIR / REWIND_FILE
-    dense = LevelSchedule(epochs=imp.epochs, level=0, lr_horizon=imp.epochs,
-                          capture_step=rewind_step, capture=str(rewind_path))  # fmt: skip
-    rows = []
-    done = run_one(level_job(job, dense, 0.0))
-    rows.append(level_summary(done, level_dir(out, 0, "ticket"), 0, "ticket"))
-    rewind = load_net(rewind_path, job.model.sizes)
-    arms = ("ticket", "random", "reinit") if imp.controls else ("ticket",)
-    skipped = math.floor(rewind_step / spe)
-    last = done
-    for level in range(1, imp.levels + 1):
-        ticket = load_net(level_dir(out, level - 1, "ticket") / MODEL_FILE, job.model.sizes)
-        k = imp.level_sparsity(level)
-        for arm in arms:
-            folder = level_dir(out, level, arm)
-            folder.mkdir(parents=True, exist_ok=True)
-            start = folder / START_FILE
-            save_state_atomic(start, level_start(ticket, rewind, job, level, arm))
-            schedule = LevelSchedule(epochs=imp.epochs - skipped, level=level, arm=arm,
-                                     lr_horizon=imp.epochs, offset=rewind_step / spe,
-                                     start=str(start))  # fmt: skip
-            result = run_one(level_job(job, schedule, k))
-            rows.append(level_summary(result, folder, level, arm))
-            if arm == "ticket":
-                last = result
-        write_json_atomic(out / SUMMARY_FILE, rows)
-        log.info(
-            "IMP level %d/%d (%.2f %% of the pruned weights kept): %s",
-            level,
-            imp.levels,
-            100 * (1 - k),
-            ", ".join(f"{r['arm']} {r['test_acc']:.4f}" for r in rows if r["level"] == level),
-        )
-    final = {f"{split}/{m}": last[f"{split}_{m}"] for split in ("train", "val", "test")
-             for m in ("acc", "loss") if f"{split}_{m}" in last}  # fmt: skip
-    run = {
-        "levels": rows,
-        "dataset": last.get("dataset"),
-        "data_sha256": last.get("data_sha256"),
-        "numerics": last.get("numerics"),
-        "fit_time_s": sum(r["fit_time_s"] or 0.0 for r in rows),
-    }
-    result = job_result(dataclasses.asdict(job), final, last["figures"], run, started)
-    result["sparsity"] = last["sparsity"]  # what the last level reached, not `sparsity`
-    return result

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +41,20 @@ from prunelab.config import (
 )
 from prunelab.environment import quiet_lightning
 from prunelab.errors import MismatchError
-from prunelab.finish import log_result, write_results
+from prunelab.finish import write_results
 from prunelab.identity import identity
-from prunelab.job_data import load_data, loaders
-from prunelab.levels import run_levels
-from prunelab.results import check_prior, save_result, write_error
+from prunelab.job_data import load_data
+from prunelab.results import check_prior, write_error
 from prunelab.resume import LAST_CKPT, LAST_MANIFEST, replay, resumed
-from prunelab.stacks import Stack, make_stack
+from prunelab.stacks import make_stack
 from prunelab.start import EXPANDED_CKPT, starting_point
 from prunelab.wiring import Checkpointing, final_test, fit
 
 log = logging.getLogger("prunelab")
 Outcome = dict[str, Any] | BaseException
+# What trains the jobs of ``run_jobs`` that need training: ``train_stack``, or a workflow's
+# (``prunelab.workflows``: IMP's levels, each an ordinary run of its own through here).
+Train = Callable[[Sequence[Config], bool], list[dict[str, Any]]]
 
 
 def as_job(cfg: DictConfig | Config) -> Config:
@@ -86,7 +88,9 @@ def run_job(cfg: DictConfig | Config) -> dict[str, Any]:
     return outcome
 
 
-def run_jobs(cfgs: Sequence[DictConfig | Config], progress_bar: bool = False) -> list[Outcome]:
+def run_jobs(
+    cfgs: Sequence[DictConfig | Config], progress_bar: bool = False, train: Train | None = None
+) -> list[Outcome]:
     """Train ``cfgs`` as one stack; per job, its result (also in its ``result.json``) or the
     exception that stopped it (also in its ``error.txt``, unless its folder belongs to
     another config's run).
@@ -95,7 +99,8 @@ def run_jobs(cfgs: Sequence[DictConfig | Config], progress_bar: bool = False) ->
     training, so re-running an interrupted sweep only does what is missing; a folder that
     holds another identity's result stops the stack before any work (``on_mismatch``). A
     stack fails as a whole (bad config, diverged member): each unfinished job is then marked
-    failed. ``progress_bar`` adds a terminal progress bar to the one-line epoch summaries.
+    failed. ``progress_bar`` adds a terminal progress bar to the one-line epoch summaries;
+    ``train`` trains the jobs in place of ``train_stack`` (a workflow's).
     """
     try:
         jobs = [as_job(c) for c in cfgs]
@@ -110,7 +115,7 @@ def run_jobs(cfgs: Sequence[DictConfig | Config], progress_bar: bool = False) ->
     if todo:
         todo_jobs = [jobs[i] for i in todo]
         try:
-            results: Sequence[Outcome] = train_stack(todo_jobs, progress_bar)
+            results: Sequence[Outcome] = (train or train_stack)(todo_jobs, progress_bar)
         except MismatchError as e:
             results = [e] * len(todo_jobs)
         except Exception as e:
@@ -147,8 +152,9 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
     check_environment(base)
     torch.set_float32_matmul_precision(base.float32_matmul_precision)
     quiet_lightning()
-    if base.schedule.RUNS_LEVELS:
-        return [train_levels(stack)]
+    if base.schedule.RUNS_LEVELS:  # a workflow of runs, not one training
+        raise ValueError(f"schedule={base.schedule.name} runs levels: start it with "
+                         "prunelab.workflows.run_jobs")  # fmt: skip
     started = time.perf_counter(), time.time()
     stack.workdir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(base)
@@ -174,17 +180,6 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
     for name in (LAST_CKPT, LAST_MANIFEST, EXPANDED_CKPT):
         (stack.workdir / name).unlink(missing_ok=True)
     return results
-
-
-def train_levels(stack: Stack) -> dict[str, Any]:
-    """A job of several trainings, one per level (``levels.run_levels``), and its summary
-    result; levels run one after another, so such a job trains alone (``check_stack``)."""
-    job = stack.base
-    train, _ = loaders(job, load_data(job), torch.device("cpu"), [job.seed])
-    result = run_levels(job, run_job, len(train))
-    save_result(stack.outs[0], result, None)
-    log_result(result, stack.outs[0])
-    return result
 
 
 def logger_of(job: Config) -> Logger:

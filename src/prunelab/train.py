@@ -61,7 +61,7 @@ def _hydra_entry(cfg: DictConfig) -> float:
     # Here, not at the top: Lightning and torch cost 5 s to import, which --help and a
     # refused command line need not pay (scripts/bench_cli.py measures it).
     from prunelab.finish import unrecovered_note
-    from prunelab.run import run_jobs
+    from prunelab.workflows import run_jobs
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and gpus.uses_gpu_pool(HydraConfig.get()):

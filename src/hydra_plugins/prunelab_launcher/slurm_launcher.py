@@ -302,7 +302,7 @@ class StackOnNode:
     def __call__(self, configs: list[dict[str, Any]]) -> None:
         import torch
 
-        from prunelab.run import run_jobs
+        from prunelab.workflows import run_jobs
 
         use_slurm_cpus(torch)
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout, force=True)

@@ -43,7 +43,7 @@ class StackedLauncher(Launcher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         from prunelab.config import load
-        from prunelab.run import group_jobs, run_jobs
+        from prunelab.workflows import group_jobs, run_jobs
 
         assert self.config is not None and self.hydra_context is not None
         cfgs, runs = compose_jobs(self.config, self.hydra_context, job_overrides, initial_job_idx)

@@ -14,8 +14,9 @@ from prunelab.config.launch import (
     check_workers,
     stack_key,
 )
-from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, register
+from prunelab.config.schema import Config, register
 from prunelab.config.tree import CONF_DIR, groups_help, settings_help, strategy_method
+from prunelab.schedules import SCHEDULES, Schedule
 
 register()
 
@@ -24,7 +25,7 @@ __all__ = [
     "MEMBER_KEYS",
     "SCHEDULES",
     "Config",
-    "ScheduleConfig",
+    "Schedule",
     "check_argv",
     "check_environment",
     "check_max_members",

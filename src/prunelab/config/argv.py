@@ -40,11 +40,12 @@ from prunelab.config.checks import (
     one_line,
     unknown_key,
 )
-from prunelab.config.schema import SCHEDULES, schema_fields, setting_hint, type_hints
+from prunelab.config.schema import schema_fields, setting_hint, type_hints
 from prunelab.config.tree import CONF_DIR
 from prunelab.errors import ConfigError
 from prunelab.identity import identity
 from prunelab.results import check_prior, check_prior_checkpoint
+from prunelab.schedules import SCHEDULES
 
 # Sweepers that expand a sweep as Hydra's basic one does (``checked`` is prunelab's default:
 # the basic one, less its own re-composition of every job, which ``check_jobs`` makes moot).

@@ -22,14 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from prunelab.allocation import ALLOCATIONS
-from prunelab.config.schema import (
-    SCHEDULES,
-    Config,
-    ScheduleConfig,
-    schema_fields,
-    setting_keys,
-    type_hints,
-)
+from prunelab.config.schema import Config, schema_fields, setting_keys, type_hints
 from prunelab.config.tree import strategy_preset
 from prunelab.criteria import CRITERIA
 from prunelab.data import DATASETS
@@ -37,6 +30,7 @@ from prunelab.errors import ConfigError
 from prunelab.lazy import lazy_import
 from prunelab.pruning import prunable_layers
 from prunelab.registry import Registry
+from prunelab.schedules import SCHEDULES, Schedule
 from prunelab.selection import Method, method
 
 # Names checked against the registries that define them (or imported, for a plug-in named
@@ -83,7 +77,7 @@ def typed(cfg: DictConfig) -> DictConfig:
     if OmegaConf.get_type(cfg) is Config and composed:
         return cfg.copy()
     schema = OmegaConf.structured(Config)
-    cls = SCHEDULES.get(name) if isinstance(name, str) else ScheduleConfig
+    cls = SCHEDULES.get(name) if isinstance(name, str) else Schedule
     schema.schedule = OmegaConf.structured(cls)
     plain = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(plain, dict)
@@ -98,7 +92,7 @@ def is_schedule_node(node: DictConfig) -> bool:
     """Whether Hydra composed this schedule node from a schema class (a built-in schedule's
     YAML starts from one), not from a plug-in's plain YAML."""
     cls = OmegaConf.get_type(node)
-    return isinstance(cls, type) and issubclass(cls, ScheduleConfig)
+    return isinstance(cls, type) and issubclass(cls, Schedule)
 
 
 def unknown_key(key: str, owner: str) -> ConfigError:
@@ -300,7 +294,7 @@ def check_job(job: Config) -> None:
         check_sizes(list(sizes), *shape, job.data.name)
 
 
-def check_schedule(schedule: ScheduleConfig) -> None:
+def check_schedule(schedule: Schedule) -> None:
     expected = SCHEDULES.get(schedule.name)
     if type(schedule) is not expected:
         raise ConfigError(

@@ -12,10 +12,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from prunelab.allocation import ALLOCATIONS
-from prunelab.config.schema import SCHEDULES, Config, ScheduleConfig, StrategyConfig, schema_fields
+from prunelab.config.schema import Config, StrategyConfig, schema_fields
 from prunelab.criteria import CRITERIA
 from prunelab.errors import ConfigError, PrunelabError
 from prunelab.identity import show
+from prunelab.schedules import SCHEDULES, Schedule
 from prunelab.selection import Method, method
 
 
@@ -57,7 +58,7 @@ def strategy_method(name: str, conf: Path = CONF_DIR) -> Method:
 WIDTH, KEY_WIDTH = 100, 40  # --help's lines, and its key=default column
 
 
-def schedule_class(schedule: str) -> type[ScheduleConfig] | None:
+def schedule_class(schedule: str) -> type[Schedule] | None:
     """The class of the schedule named ``schedule``; None for one that cannot be found (a
     report may read results of a plug-in this machine does not have)."""
     try:
@@ -68,7 +69,7 @@ def schedule_class(schedule: str) -> type[ScheduleConfig] | None:
 
 def method_name(strategy: str, schedule: str) -> str:
     """What a job's method is called in run folders and the report: its strategy, or the
-    schedule where the schedule is the method (``ScheduleConfig.USUAL_STRATEGY``: ``rigl``;
+    schedule where the schedule is the method (``Schedule.USUAL_STRATEGY``: ``rigl``;
     ``rigl-weight`` when it starts from another strategy than its usual one)."""
     cls = schedule_class(schedule)
     usual = cls.USUAL_STRATEGY if cls is not None else None

@@ -10,15 +10,15 @@ Every schedule trains dense for ``epochs`` epochs, then prunes during a window o
   trains all weights (pruned ones regrow from 0), then prunes back to k at its last step, so
   each epoch's evaluation sees a model at exactly k;
 - ``lottery``: one-shot, then the surviving weights are rewound to an earlier epoch's values
-  and retrained (``callbacks.PruningCallback``, ``module.lr_factor``);
+  and retrained (``callbacks.rewind``, ``module.lr_factor``);
 - ``init``, ``set``, ``rigl``: no dense phase: pruned before the first step; ``set`` and
   ``rigl`` then move part of the live weights every ΔT steps, a share that decays by
   ``cosine_fraction`` (``dst``).
 
 Their settings, and what follows from them (total epochs, the learning rate's horizon), are
-the schedule classes of ``config.schema``. Those with a dense phase start from the same one,
-so the dense cache serves them all (iterative's learning rate decays over its window too,
-which the cache key includes).
+the schedule classes of this package, which call these. Those with a dense phase start
+from the same one, so the dense cache serves them all (iterative's learning rate decays
+over its window too, which the cache key includes).
 """
 
 from __future__ import annotations
