@@ -5,6 +5,7 @@ they fail that check, with one line saying so."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import pickle
@@ -18,7 +19,7 @@ from prunelab import cache
 from prunelab.config import load
 from prunelab.config.schema import schema_fields
 from prunelab.data import RawDataset
-from prunelab.identity import NOT_IN_IDENTITY, flatten
+from prunelab.identity import NOT_IN_IDENTITY
 from prunelab.results import sha256_file
 from prunelab.resume import LAST_CKPT, LAST_MANIFEST, resume_point, write_manifest
 from prunelab.run import run_job
@@ -78,7 +79,7 @@ def test_every_setting_that_the_dense_phase_reads_is_in_the_cache_key(make_cfg, 
         out_of_identity = any(name == d or name.startswith(f"{d}.") for d in NOT_IN_IDENTITY)
         if out_of_identity or name == "schedule.name":
             continue
-        value = flatten(dataclasses.asdict(job))[name]
+        value = functools.reduce(getattr, name.split("."), job)
         changed = with_value(job, name, other_value(name, value, f))
         moved = cache.dense_key(cache.dense_settings(changed, "digest")) != key
         after = any(name == a or name.startswith(f"{a}.") for a in cache.AFTER_THE_DENSE_PHASE)

@@ -92,6 +92,7 @@ def dense_settings(job: Config, data_digest: str) -> dict[str, Any]:
             "batch_size": job.data.batch_size,
             "eval_batch_size": job.data.eval_batch_size,  # the cached rows' losses
             "limit": job.data.limit,
+            **({"augment": True} if job.data.augment else {}),
         },
         "trainer": {
             "accelerator": job.trainer.accelerator,
@@ -99,6 +100,8 @@ def dense_settings(job: Config, data_digest: str) -> dict[str, Any]:
             "deterministic": job.trainer.deterministic,
         },
         "sizes": list(job.model.sizes),
+        # any model but the plain MLP (whose key stays as it was): name, bias and arguments
+        **({} if is_plain_mlp(job) else {"model": dataclasses.asdict(job.model)}),
         # finetune_lr acts only after the dense phase: runs that differ in it share it.
         "optim": {k: v for k, v in dataclasses.asdict(job.optim).items() if k != "finetune_lr"},
         "epochs": schedule.dense_epochs,
@@ -112,6 +115,12 @@ def dense_settings(job: Config, data_digest: str) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
+
+
+def is_plain_mlp(job: Config) -> bool:
+    """The challenge's MLP, as every job was before models were plug-ins."""
+    m = job.model
+    return m.name == "mlp" and not m.bias and not m.args
 
 
 def dense_key(settings: dict[str, Any]) -> str:
@@ -247,7 +256,9 @@ def expand(sources: Sequence[Path], target: Path) -> Path:
 
     def cat(values: list[Any]) -> Any:
         first = values[0]
-        return torch.cat(values) if isinstance(first, torch.Tensor) and first.dim() == 3 else first
+        # a tensor with a member axis (weights, masks, biases, their moments) is ≥ 2-D;
+        # a step count, 0-D, is the same in every source
+        return torch.cat(values) if isinstance(first, torch.Tensor) and first.dim() >= 2 else first
 
     ckpt["state_dict"] = {k: cat([m["state_dict"][k] for m in members]) for k in ckpt["state_dict"]}
     for j, opt in enumerate(ckpt.get("optimizer_states", [])):

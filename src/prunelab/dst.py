@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from prunelab.criteria import Batch, Criterion, ScoreContext
+from prunelab.criteria import Batch, Criterion, Network, ScoreContext
 from prunelab.pruning import smallest_masks
 from prunelab.streams import seed_for
 
@@ -71,6 +71,7 @@ def update_topology(
     seeds: Sequence[int],
     step: int,
     batches: Sequence[Batch] = (),
+    network: Network | None = None,
 ) -> list[Tensor]:
     """One drop-and-grow update of the ``pruned`` layers of a stack, in place: masks
     rewritten, dropped and newly grown weights set to 0. ``weights``/``masks`` cover every
@@ -84,6 +85,7 @@ def update_topology(
         pruned=list(pruned),
         gens=[torch.Generator().manual_seed(seed_for(s, "grow", step)) for s in seeds],
         batches=list(batches),
+        network=network,
     )
     new, grown = drop_and_grow(ctx.pruned_masks(), drop.scores(ctx), grow.scores(ctx), fraction)
     for i, mask, fresh in zip(pruned, new, grown, strict=True):

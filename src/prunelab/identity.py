@@ -30,6 +30,10 @@ NOT_IN_IDENTITY = (
     "inference_batch_size",  # a timing, taken after the result's numbers are fixed
     "on_mismatch",  # what to do about a folder of another identity
 )
+# Settings added after results existed, at the value that gives the numbers of before: at
+# that value they stay out of the identity, so a job folder written before they existed keeps
+# its identity (and resumes, or counts as finished) for the same command line.
+ADDED_LATER = {"model.name": "mlp", "model.bias": False, "data.augment": False}
 # Raised when the same config starts giving other numbers, so that no folder made by older
 # code is taken for this code's result. 2: independent random streams per (seed, purpose,
 # epoch) (``streams.py``); under 1, seeds shared batch orders.
@@ -63,8 +67,10 @@ def without(config: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def identity_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat settings of a job's resolved config that decide its numbers."""
-    return without(config, NOT_IN_IDENTITY)
+    """The flat settings of a job's resolved config that decide its numbers (a setting of
+    ``ADDED_LATER`` only where it differs from the value that reproduces older results)."""
+    flat = without(config, NOT_IN_IDENTITY)
+    return {k: v for k, v in flat.items() if k not in ADDED_LATER or ADDED_LATER[k] != v}
 
 
 def identity(config: Mapping[str, Any]) -> str:

@@ -23,12 +23,13 @@ import torch
 
 from prunelab.config import Config, check_environment, check_stack
 from prunelab.finish import log_result
-from prunelab.job_data import load_data, loaders
+from prunelab.job_data import load_data, loaders, new_member
 from prunelab.levels import (
     LEVELS_DIR,
     REWIND_FILE,
     START_FILE,
     SUMMARY_FILE,
+    Fresh,
     level_dir,
     level_job,
     level_start,
@@ -55,20 +56,22 @@ def train_levels(jobs: Sequence[Config], progress_bar: bool = False) -> list[dic
     check_stack(jobs)
     [job] = jobs
     check_environment(job)
-    train, _ = loaders(job, load_data(job), torch.device("cpu"), [job.seed])
-    result = run_levels(job, len(train))
+    raw = load_data(job)
+    train, _ = loaders(job, raw, torch.device("cpu"), [job.seed])
+    result = run_levels(job, len(train), lambda purpose: new_member(job, raw, job.seed, purpose))
     out = Path(job.paths.output_dir)
     save_result(out, result, None)
     log_result(result, out)
     return [result]
 
 
-def run_levels(job: Config, spe: int) -> dict[str, Any]:
+def run_levels(job: Config, spe: int, fresh: Fresh) -> dict[str, Any]:
     """Every level of an IMP job, in order, then its summary result: the last ticket's
     figures, with ``levels`` (one row per level and arm, ``level_summary``) and the
     ``sparsity`` the last level reached. Each level's job is an ordinary run
     (``run.run_job``: trained, or its finished result returned; what stopped it raised);
-    ``spe`` is the job's optimizer steps per epoch."""
+    ``spe`` is the job's optimizer steps per epoch, ``fresh(purpose)`` a new member of its
+    model (``levels.level_start``)."""
     imp: IMPSchedule = job.schedule
     started = time.perf_counter(), time.time()
     out = Path(job.paths.output_dir)
@@ -84,18 +87,18 @@ def run_levels(job: Config, spe: int) -> dict[str, Any]:
     rows = []
     done = run_job(level_job(job, dense, 0.0))
     rows.append(level_summary(done, level_dir(out, 0, "ticket"), 0, "ticket"))
-    rewind = load_net(rewind_path, job.model.sizes)
+    rewind = load_net(rewind_path, fresh("init"))
     arms = ("ticket", "random", "reinit") if imp.controls else ("ticket",)
     skipped = math.floor(rewind_step / spe)
     last = done
     for level in range(1, imp.levels + 1):
-        ticket = load_net(level_dir(out, level - 1, "ticket") / MODEL_FILE, job.model.sizes)
+        ticket = load_net(level_dir(out, level - 1, "ticket") / MODEL_FILE, fresh("init"))
         k = imp.level_sparsity(level)
         for arm in arms:
             folder = level_dir(out, level, arm)
             folder.mkdir(parents=True, exist_ok=True)
             start = folder / START_FILE
-            save_state_atomic(start, level_start(ticket, rewind, job, level, arm))
+            save_state_atomic(start, level_start(ticket, rewind, job, level, arm, fresh))
             schedule = LevelSchedule(epochs=imp.epochs - skipped, level=level, arm=arm,
                                      lr_horizon=imp.epochs, offset=rewind_step / spe,
                                      start=str(start))  # fmt: skip

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,14 @@ import pandas as pd
 import torch
 
 from prunelab.config import Config, job_method
-from prunelab.nets import MaskedMLP, fresh_weights
+from prunelab.nets import MaskedMLP
 from prunelab.pruning import prunable_layers, smallest_masks
 from prunelab.schedules import LevelSchedule
+from prunelab.stack import MaskedNet
 from prunelab.streams import seed_for
 
+Member = MaskedMLP | MaskedNet  # one model of the job, masked
+Fresh = Callable[[str], Member]  # a new member of the job's model, initialised from a purpose
 LEVELS_DIR = "levels"
 REWIND_FILE = "rewind.pt"
 START_FILE = "start.pt"
@@ -66,9 +70,9 @@ def level_job(job: Config, schedule: LevelSchedule, k: float) -> Config:
     )
 
 
-def load_net(path: Path, sizes: list[int]) -> MaskedMLP:
-    """A ``MaskedMLP`` from a state dict this job wrote (``model.pt``, ``rewind.pt``)."""
-    net = MaskedMLP(sizes)
+def load_net(path: Path, net: Member) -> Member:
+    """``net``, a new member of the job's model, with the state dict this job wrote
+    (``model.pt``, ``rewind.pt``)."""
     net.load_state_dict(torch.load(path, weights_only=True))
     return net
 
@@ -81,7 +85,7 @@ def random_like(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def level_start(
-    ticket: MaskedMLP, rewind: MaskedMLP, job: Config, level: int, arm: str
+    ticket: Member, rewind: Member, job: Config, level: int, arm: str, fresh: Fresh
 ) -> dict[str, torch.Tensor]:
     """The state (weights and masks) ``arm`` of ``level`` starts from, given the previous
     level's trained ``ticket`` and the dense training's ``rewind`` point.
@@ -89,10 +93,12 @@ def level_start(
     The ticket's mask: the strategy's method at the level's sparsity on the trained weights
     (the dead ones, 0, go first, so a level only removes live weights). ``random`` keeps each
     pruned layer's count at random places (the seed's ``mask`` stream, one per level);
-    ``reinit`` puts fresh weights under the ticket's mask."""
+    ``reinit`` puts fresh weights (``fresh("reinit")``, a new member from the seed's
+    ``reinit`` stream) under the ticket's mask; any other parameter (a bias) comes with the
+    weights, from the rewind point or the fresh member."""
     imp = job.schedule
     k = imp.level_sparsity(level)
-    net = MaskedMLP(job.model.sizes)
+    net = fresh("init")
     net.load_state_dict(ticket.state_dict())
     net.prune(job_method(job), k, job.strategy.prune_output, job.seed)
     masks = [m.clone() for m in net.masks()]
@@ -100,16 +106,14 @@ def level_start(
         gen = torch.Generator().manual_seed(seed_for(job.seed, "mask", level))
         pruned = prunable_layers(len(masks), job.strategy.prune_output)
         masks = [random_like(m, gen) if p else m for m, p in zip(masks, pruned, strict=True)]
-    if arm == "reinit":
-        w0 = [w[0] for w in fresh_weights(job.model.sizes, [job.seed], torch.device("cpu"),
-                                          torch.float32)]  # fmt: skip
-    else:
-        w0 = [layer.weight.detach() for layer in rewind.layers]
-    state = {}
-    for i, (w, m) in enumerate(zip(w0, masks, strict=True)):
-        state[f"layers.{i}.weight"] = (w * m).contiguous()
-        state[f"layers.{i}.mask"] = m
-    return state
+    start = fresh("reinit" if arm == "reinit" else "init")
+    if arm != "reinit":
+        start.load_state_dict(rewind.state_dict())  # a copy: the rewind point serves every arm
+    with torch.no_grad():
+        for w, mask, m in zip(start.weights(), start.masks(), masks, strict=True):
+            w.mul_(m)
+            mask.copy_(m)
+    return {k: v.contiguous() for k, v in start.state_dict().items()}
 
 
 def best_epoch(job_dir: Path) -> dict[str, float]:

@@ -33,22 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunelab.graph import LayerGraph
+from prunelab.layout import read_graph
+from prunelab.model_names import MODELS
 from prunelab.nets import MaskedMLP, StackedMLP
-from prunelab.registry import Registry
 from prunelab.stack import MaskedNet, StackedNet
 from prunelab.streams import seed_for
 
 
-def is_model(obj: object) -> bool:
-    """A model plug-in: an ``nn.Module`` class (or a function that builds one)."""
-    return (isinstance(obj, type) and issubclass(obj, nn.Module)) or inspect.isfunction(obj)
-
-
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model", "model.name", is_model)
-MODELS.add("mlp", MaskedMLP)  # built from model.sizes (``masked_member``), stacked by bmm
-
-
-@MODELS.register("lenet5")
 class LeNet5(nn.Module):
     """LeNet-5-Caffe (the Caffe tutorial's LeNet, used by Han et al. 2015, Lee et al. 2019
     (SNIP), Dettmers & Zettlemoyer 2019): conv 20@5×5 → max-pool 2 → conv 50@5×5 → max-pool
@@ -77,7 +69,6 @@ class LeNet5(nn.Module):
         return self.fc4(x)
 
 
-@MODELS.register("conv6")
 class Conv6(nn.Module):
     """Conv-6 of Frankle & Carbin (2019, "The lottery ticket hypothesis", Figure 2): 3×3
     convs 64, 64, pool, 128, 128, pool, 256, 256, pool, then fc 256, 256, classes, ReLU
@@ -119,7 +110,7 @@ def build(
     """The module ``name`` (a registered model or an import path) for this data, given the
     keyword arguments its constructor names: ``image_shape``, ``classes``, ``bias``, and
     ``args`` (``model.args``)."""
-    factory = MODELS.get(name)
+    factory: Callable[..., nn.Module] = MODELS.get(name)  # type: ignore[assignment]
     offered = {"image_shape": tuple(image_shape), "classes": classes, "bias": bias}
     params = inspect.signature(factory).parameters
     takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -127,6 +118,26 @@ def build(
     if bias and "bias" not in kwargs:
         raise ValueError(f"model {name!r} takes no `bias` argument; drop model.bias=true")
     return factory(**kwargs, **dict(args or {}))
+
+
+def describe(
+    name: str,
+    image_shape: Sequence[int],
+    classes: int,
+    bias: bool = False,
+    args: Mapping[str, Any] | None = None,
+) -> tuple[LayerGraph, list[int]]:
+    """The ``LayerGraph`` of model ``name`` for this data and the number of weights of each
+    prunable layer, from the model built on the meta device (no memory, no init) and probed
+    with one forward pass: what the config's checks ask before any data loads."""
+    with torch.device("meta"):
+        model = build(name, image_shape, classes, bias, args)
+    graph = read_graph(model, image_shape)
+    params = dict(model.named_parameters())
+    logits = model(torch.zeros(1, *image_shape, device="meta"))
+    if tuple(logits.shape) != (1, classes):
+        raise ValueError(f"its output has shape {tuple(logits.shape)[1:]}, not ({classes},)")
+    return graph, [params[n].numel() for n in graph.names]
 
 
 def seeded(make: Callable[[], nn.Module], seed: int, purpose: str = "init") -> nn.Module:

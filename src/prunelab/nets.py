@@ -132,6 +132,9 @@ class MaskedMLP(nn.Module):
     def masks(self) -> list[Tensor]:
         return [layer.mask for layer in self.layers]
 
+    def weights(self) -> list[Tensor]:
+        return [layer.weight for layer in self.layers]
+
     def prune(
         self,
         method: Method,

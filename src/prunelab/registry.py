@@ -65,6 +65,7 @@ class Registry(Generic[T]):
         self.label = label
         self.check = check  # is an imported object a plug-in of this kind?
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
 
     def add(self, name: str, item: T) -> T:
         """Register ``item`` under ``name`` (a second registration of a name replaces it, so
@@ -72,17 +73,22 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def add_lazy(self, name: str, path: str) -> None:
+        """Register the plug-in at import path ``path`` under ``name``, imported on first
+        ``get``: a name the command line checks without importing what it names (torch)."""
+        self._lazy[name] = path
+
     def register(self, name: str) -> Callable[[T], T]:
         """Class decorator: ``@CRITERIA.register("snip")``."""
         return lambda item: self.add(name, item)
 
     def names(self) -> list[str]:
         load_entry_points()
-        return sorted(self._items)
+        return sorted(self._items.keys() | self._lazy.keys())
 
     def items(self) -> list[tuple[str, T]]:
         """Every registered (name, plug-in), by name."""
-        return [(name, self._items[name]) for name in self.names()]
+        return [(name, self.get(name)) for name in self.names()]
 
     def __contains__(self, name: object) -> bool:
         """A registered name, or an import path to an object of this kind."""
@@ -91,7 +97,7 @@ class Registry(Generic[T]):
         if is_import_path(name):
             return self.check(import_object(name, self.kind))
         load_entry_points()
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -105,6 +111,8 @@ class Registry(Generic[T]):
                 raise PluginError(f"{name!r} is not a {self.kind} (see prunelab.{self.kind}s)")
             return item  # type: ignore[return-value]
         load_entry_points()
+        if name not in self._items and name in self._lazy:
+            self._items[name] = import_object(self._lazy[name], self.kind)  # type: ignore[assignment]
         if name not in self._items:
             known = ", ".join(self.names())
             raise PluginError(

@@ -34,13 +34,16 @@ from prunelab.stack import MaskedNet
 
 
 @torch.no_grad()
-def compact(net: MaskedMLP) -> MaskedMLP:
+def compact(net: MaskedMLP | MaskedNet) -> MaskedMLP | MaskedNet:
     """A smaller dense copy of ``net`` without its dead units; same logits (to float rounding).
+    Any model other than the MLP: ``compaction.compact_net``.
 
     Inputs and outputs keep their sizes. A hidden layer left with no live unit keeps one (dead,
     all-zero) unit so shapes stay valid; the network then outputs constant logits, as ``net``
     does.
     """
+    if isinstance(net, MaskedNet):
+        return compact_net(net)
     masks = net.masks()
     alive = alive_units(masks)
     rows = []

@@ -28,10 +28,10 @@ from prunelab.callbacks import (
 from prunelab.config import Config, job_method
 from prunelab.data import RawDataset
 from prunelab.environment import cluster_environment
-from prunelab.job_data import loaders
+from prunelab.job_data import loaders, new_member
 from prunelab.logs import MemberLoggers
+from prunelab.models import stacked
 from prunelab.module import PruningModule
-from prunelab.nets import StackedMLP, seeded_mlp
 from prunelab.resume import LAST_CKPT, LastCheckpoint
 from prunelab.stacks import Stack
 
@@ -66,12 +66,12 @@ def fit(
 ) -> Fitted:
     """Build ``stack``'s members and fit them to ``max_epochs``, from ``ckpt`` if given.
 
-    Each member is initialised from its seed's ``init`` stream (``nets.seeded_mlp``), so
-    member i starts exactly where the separate run of job i would. The data goes to the
+    Each member is initialised from its seed's ``init`` stream (``job_data.new_member``),
+    so member i starts exactly where the separate run of job i would. The data goes to the
     device the trainer puts the module on.
     """
     base = stack.base
-    members = [seeded_mlp(base.model.sizes, job.seed) for job in stack.jobs]
+    members = [new_member(base, raw, job.seed) for job in stack.jobs]
     start_file = base.schedule.start_file
     if start_file is not None:  # an IMP level: weights and final masks from the level runner
         state = torch.load(start_file, weights_only=True)
@@ -102,7 +102,7 @@ def fit(
     pruning.use_data(train_loader)
     val_splits = ("val", "test") if base.eval_test_every_epoch else ("val",)
     module = PruningModule(
-        StackedMLP(members),
+        stacked(members, lambda seed, purpose: new_member(base, raw, seed, purpose)),
         base.optim,
         base.schedule,
         val_splits=val_splits,

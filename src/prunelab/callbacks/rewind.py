@@ -11,7 +11,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from prunelab.nets import fresh_weights
 from prunelab.results import save_state_atomic
 
 log = logging.getLogger("prunelab.callbacks")
@@ -21,11 +20,7 @@ def rewind(pl_module: pl.LightningModule, seeds: Sequence[int], reinit: bool) ->
     """Lottery: every member's surviving weights back to their snapshot (or, with
     ``reinit``, fresh ones drawn from each member's own reinit stream), and a fresh
     optimizer state."""
-    fresh = None
-    if reinit:
-        weight = pl_module.net.layers[0].weight
-        fresh = fresh_weights(pl_module.net.sizes, seeds, weight.device, weight.dtype)
-    pl_module.rewind(fresh)
+    pl_module.rewind(pl_module.net.fresh_weights(seeds) if reinit else None)
     log.info(
         "rewound %s to %s",
         "members" if len(seeds) > 1 else "the model",

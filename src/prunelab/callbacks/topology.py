@@ -36,9 +36,9 @@ def move_weights(
     pruned = [i for i, p in enumerate(prunable_layers(len(net.layers), prune_output)) if p]
     weights = [layer.weight.data for layer in net.layers]
     grown = update_topology(weights, net.all_masks(), pruned, drop, grow, fraction,
-                            seeds, step, scored)  # fmt: skip
+                            seeds, step, scored, net.network())  # fmt: skip
     moved = [net.layers[i] for i in pruned]  # only their masks changed
     fresh = [~layer.mask | g.to(layer.mask.device) for layer, g in zip(moved, grown, strict=True)]
     for opt in trainer.optimizers:
         zero_optimizer_state(opt, [layer.weight for layer in moved], fresh)
-    return sum(g.sum(dim=(1, 2)) for g in grown)  # type: ignore[return-value]
+    return sum(g.flatten(1).sum(dim=1) for g in grown)  # type: ignore[return-value]

@@ -45,7 +45,7 @@ class WeightAveraging(pl.Callback):
         epoch = trainer.current_epoch
         if batch_idx + 1 != trainer.num_training_batches or not self.first <= epoch <= self.last:
             return
-        weights = [layer.weight for layer in pl_module.net.layers]
+        weights = list(pl_module.net.parameters())  # the MLP's: its layers' weights
         if not self.mean:
             self.mean, self.count = [w.detach().clone() for w in weights], 0
         self.mean = [m.to(w) for m, w in zip(self.mean, weights, strict=True)]  # after a resume
@@ -97,7 +97,7 @@ class FinetuneGuard(pl.Callback):
             return
         loaders = trainer.val_dataloaders
         val = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        self.before = [layer.weight.detach().clone() for layer in pl_module.net.layers]
+        self.before = [p.detach().clone() for p in pl_module.net.parameters()]
         with trainer.precision_plugin.forward_context():  # bf16 autocast as validation has it
             self.before_acc, n_val = member_accuracy(pl_module.net, val)
         self.min_gain = self.min_correct / n_val
@@ -111,8 +111,8 @@ class FinetuneGuard(pl.Callback):
         worse = [i for i, (b, a) in pairs if a < b + self.min_gain]
         if worse:
             idx = torch.tensor(worse, device=pl_module.net.layers[0].weight.device)
-            for layer, before in zip(pl_module.net.layers, self.before, strict=True):
-                layer.weight[idx] = before.to(layer.weight)[idx]
+            for param, before in zip(pl_module.net.parameters(), self.before, strict=True):
+                param[idx] = before.to(param)[idx]
             log.info(
                 "fine-tuning did not get %d more validation images right for member(s) %s "
                 "(%s → %s): their weights from before it are restored",

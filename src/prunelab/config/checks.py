@@ -28,6 +28,7 @@ from prunelab.criteria import CRITERIA
 from prunelab.data import DATASETS
 from prunelab.errors import ConfigError
 from prunelab.lazy import lazy_import
+from prunelab.model_names import MODELS
 from prunelab.pruning import prunable_layers
 from prunelab.registry import Registry
 from prunelab.schedules import SCHEDULES, Schedule
@@ -40,6 +41,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "strategy.allocation": ALLOCATIONS,
     "schedule.name": SCHEDULES,
     "data.name": DATASETS,
+    "model.name": MODELS,
 }
 torch = lazy_import("torch", __name__, "torch")  # only to ask whether CUDA is there
 
@@ -147,6 +149,9 @@ def walk(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any, Any, dat
     for name, f in schema_fields(cls).items():
         key = f"{prefix}{name}"
         node = cfg._get_node(name)
+        if isinstance(node, DictConfig) and typing.get_origin(hints[name]) is dict:
+            yield key, OmegaConf.to_container(node, resolve=True), hints[name], f
+            continue
         if isinstance(node, DictConfig):
             yield from walk(node, f"{key}.")
             continue
@@ -220,6 +225,13 @@ def check_value(key: str, value: Any, hint: Any, f: dataclasses.Field) -> None:
         if optional:
             return
         raise ConfigError(f"{key} may not be null (e.g. {example(key, f)})")
+    if typing.get_origin(kind) is dict:  # keyword arguments: any values, named by text
+        return
+    if kind is Any:  # a number, or one per channel (``schema.DataConfig.mean``)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items or not all(scalar_ok(key, v, float, f.metadata) for v in items):
+            raise ConfigError(refusal(key, value, float, f, is_list=isinstance(value, list)))
+        return
     if typing.get_origin(kind) is list:
         (item,) = typing.get_args(kind)
         if not isinstance(value, (list, tuple)) or not all(
@@ -288,10 +300,44 @@ def check_job(job: Config) -> None:
         )
     check_schedule(job.schedule)
     check_method(job)
-    check_layer_sparsity(job)
-    shape = DATASETS.get(job.data.name).shape
-    if shape is not None:  # else once the data is loaded (job_data.load_data)
-        check_sizes(list(sizes), *shape, job.data.name)
+    spec = DATASETS.get(job.data.name)
+    if job.model.name == "mlp":
+        if job.model.bias or job.model.args:
+            raise ConfigError(
+                "model=mlp is the challenge's bias-free MLP of model.sizes: model.bias and "
+                "model.args are for lenet5, conv6 or your own model"
+            )
+        check_layer_sparsity(job, [a * b for a, b in itertools.pairwise(sizes)])
+        if spec.shape is not None:  # else once the data is loaded (job_data.load_data)
+            check_sizes(list(sizes), *spec.shape, job.data.name)
+        return
+    if spec.shape is not None:  # else once the data is loaded (wiring.new_member)
+        shape = spec.image_shape or (spec.shape[0],)
+        check_layer_sparsity(job, model_weights(job, shape, spec.shape[1]))
+
+
+def model_weights(job: Config, image_shape: tuple[int, ...], classes: int) -> list[int]:
+    """The number of weights of each prunable layer of ``job``'s model for this data, from
+    the model built on the meta device (no memory, no init) and probed; one line where it
+    does not fit the data, or where the strategy prunes units the model cannot lose alone."""
+    from prunelab.models import describe  # torch, for a model other than the MLP only
+    from prunelab.pruning import prunable_layers
+
+    try:
+        graph, weights = describe(
+            job.model.name, image_shape, classes, job.model.bias, job.model.args
+        )
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise ConfigError(
+            f"model {job.model.name} does not fit {job.data.name} (samples of shape "
+            f"{tuple(image_shape)}, {classes} classes): {one_line(e)}"
+        ) from None
+    pruned = [i for i, p in enumerate(prunable_layers(len(weights), job.strategy.prune_output))
+              if p]  # fmt: skip
+    if job_method(job).criterion.unit and (problem := graph.unit_problem(pruned)):
+        raise ConfigError(f"{problem}; strategy={job.strategy.name} prunes units: use a weight "
+                          "criterion (e.g. strategy=weight)")  # fmt: skip
+    return weights
 
 
 def check_schedule(schedule: Schedule) -> None:
@@ -336,14 +382,13 @@ def check_method(job: Config) -> None:
         )
 
 
-def check_layer_sparsity(job: Config) -> None:
-    """``strategy.layer_sparsity``: one k per pruned layer; ``sparsity`` then labels the run
-    and must be 0 (the dense reference) or the profile's global fraction, so that the
-    report's k column stays true."""
+def check_layer_sparsity(job: Config, n_weights: list[int]) -> None:
+    """``strategy.layer_sparsity``: one k per pruned layer (of ``n_weights`` weights each);
+    ``sparsity`` then labels the run and must be 0 (the dense reference) or the profile's
+    global fraction, so that the report's k column stays true."""
     profile = job.strategy.layer_sparsity
     if profile is None:
         return
-    n_weights = [a * b for a, b in itertools.pairwise(job.model.sizes)]
     prunable = prunable_layers(len(n_weights), job.strategy.prune_output)
     pruned = [n for n, p in zip(n_weights, prunable, strict=True) if p]
     if len(profile) != len(pruned):

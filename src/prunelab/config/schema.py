@@ -42,10 +42,16 @@ ACCELERATORS = ("cpu", "gpu", "cuda")
 
 @dataclass
 class DataConfig:
-    name: str = setting(help="the dataset; pick it with data=mnist|fashion_mnist", label="data")
-    mean: float = setting(help="per-pixel mean of the training set, subtracted from inputs")
-    std: float = setting(
-        help="per-pixel std of the training set, inputs are divided by it", low=0, low_open=True
+    name: str = setting(
+        help="the dataset; pick it with data=mnist|fashion_mnist|cifar10", label="data"
+    )
+    # A number, or one per channel (CIFAR-10's R, G, B): typed Any, as OmegaConf has no
+    # union of a float and a list; ``config.checks`` allows exactly these two forms.
+    mean: Any = setting(help="per-pixel mean of the training set (or one per channel), subtracted")
+    std: Any = setting(
+        help="per-pixel std of the training set (or one per channel), inputs are divided by it",
+        low=0,
+        low_open=True,
     )
     batch_size: int = setting(512, "training batch size", low=1)
     eval_batch_size: int = setting(10000, "evaluation batch size (no gradients)", low=1)
@@ -62,15 +68,34 @@ class DataConfig:
         example="data.limit=2000",
     )
     download: bool = setting(True, "try the canonical mirrors (checksummed) if no offline copy")
+    augment: bool = setting(
+        False, "random crop (4 px padding) and horizontal flip of training images (CIFAR-10)"
+    )
 
 
 @dataclass
 class ModelConfig:
+    """Which network trains (``prunelab.models``): the challenge MLP of ``sizes`` by
+    default, a built-in conv net, or a module of your own named by import path."""
+
+    name: str = setting(
+        "mlp",
+        "the model: mlp (the challenge's), lenet5 (LeNet-5-Caffe), conv6 (Conv-6, 32x32 "
+        "images), or your own nn.Module as package.module:Class (see prunelab.models)",
+        label="model",
+        example="model=lenet5",
+    )
     sizes: list[int] = setting(
         CHALLENGE_SIZES,
-        "inputs, hidden layers, classes of the bias-free ReLU MLP",
+        "inputs, hidden layers, classes of the bias-free ReLU MLP (model=mlp only)",
         low=1,
         example="model.sizes=[784,1000,1000,500,200,10]",
+    )
+    bias: bool = setting(False, "give every layer a bias (lenet5, conv6, or a model taking `bias`)")
+    args: dict[str, Any] = setting(
+        {},
+        "keyword arguments of your model's constructor",
+        example="+model.args.width=8",
     )
 
 
