@@ -13,6 +13,7 @@ With ``--protocol`` on a CUDA device it then times the full seed protocol, 20 me
 epochs, as one stacked run (goal ≤ 60 s on one H100). Without CUDA it says so and skips it.
 
     python scripts/bench_train.py                         # CPU, 1 epoch
+    python scripts/bench_train.py --model lenet5 --limit 2000   # 20 LeNet-5-Caffe members
     python scripts/bench_train.py --device cuda --protocol --tf32
 """
 
@@ -84,11 +85,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="cap each split (data.limit)")
     parser.add_argument("--protocol", action="store_true", help="also 20 × 100 epochs (CUDA)")
     parser.add_argument("--tf32", action="store_true", help="float32_matmul_precision=high")
+    parser.add_argument("--model", default="mlp", help="model=… (mlp, lenet5, conv6, yours)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA device is visible; use --device cpu")
     logging.basicConfig(level=logging.WARNING)
     extra = [f"data.limit={args.limit}"] if args.limit else []
+    extra += [f"model={args.model}"] if args.model != "mlp" else []
     extra += ["float32_matmul_precision=high"] if args.tf32 else []
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +106,7 @@ def main() -> None:
     device = f"CPU, {torch.get_num_threads()} threads"
     if args.device == "cuda":
         device = torch.cuda.get_device_name()
-    setup = [f"{args.epochs} epoch(s)", device]
+    setup = [args.model, f"{args.epochs} epoch(s)", device]
     setup += ["TF32"] if args.tf32 else []
     setup += [f"data.limit={args.limit}"] if args.limit else []
     print(f"# bench_train: 20 members (weight, neuron × 10 k), iterative, {', '.join(setup)}")

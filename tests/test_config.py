@@ -235,7 +235,8 @@ def test_config_errors_are_raised_in_the_config_package_only():
 # hands it to the orchestrator's one conversion), Hydra's own config in the GPU pool, and the
 # dense cache's.
 RAW_CONFIG_READERS = {
-    "prunelab/config/argv.py", "prunelab/config/checks.py", "prunelab/train.py",
+    "prunelab/config/argv.py", "prunelab/config/checks.py", "prunelab/config/values.py",
+    "prunelab/train.py",
     "prunelab/run.py", "prunelab/workflows.py", "prunelab/gpus.py",
     "hydra_plugins/prunelab_launcher/jobs.py",
     "hydra_plugins/prunelab_launcher/stacked_launcher.py",

@@ -52,7 +52,8 @@ LAYERS = {
     # what the nets become for inference; the config: its schema, the tree and --help, every
     # check of a job, the command line's checks, the launch checks, the package's front
     "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,
-    "prunelab.config.checks": 3.2, "prunelab.config.argv": 3.3, "prunelab.config.launch": 3.4,
+    "prunelab.config.values": 3.15, "prunelab.config.checks": 3.2, "prunelab.config.argv": 3.3,
+    "prunelab.config.launch": 3.4,
     "prunelab.config": 3.5,
     # the LightningModule; the GPU pool's locks; what IMP's levels are made of (their
     # folders, starts and summary rows)

@@ -214,3 +214,16 @@ def test_compaction_returns_a_smaller_conv_net_with_the_same_logits(bias):
                           model_timer=lambda m, b: 0.5 if "csr" in m.kinds else 1.0)  # fmt: skip
         torch.testing.assert_close(exported(x), weights(x), rtol=0, atol=1e-5)
         assert ("csr" in exported.kinds) == (target in ("csr", "auto")), target
+
+
+@pytest.mark.parametrize("criterion", WEIGHT_CRITERIA + UNIT_CRITERIA)
+def test_every_criterion_prunes_lenet5(criterion):
+    net = models.masked_member("lenet5", (1, 28, 28), 10, seed=0)
+    x, y = torch.rand(8, 784), torch.randint(0, 10, (8,))
+    net.prune(method(criterion), 0.5, batches=[(x, y)])
+    fig = net.sparsity(0.5)
+    for layer in (1, 2, 3):
+        assert fig[f"sparsity/layer{layer}"] == pytest.approx(0.5, abs=0.02), (criterion, layer)
+    assert fig["sparsity/layer4"] == 0.0  # the output layer is not pruned
+    if criterion in UNIT_CRITERIA:
+        assert fig["dead_units/layer1"] == 10 and fig["sparsity/effective"] > 0.5

@@ -32,16 +32,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from prunelab import slurm
-from prunelab.config.checks import (
-    check_environment,
-    check_value,
-    is_schedule_node,
-    load,
-    one_line,
-    unknown_key,
-)
+from prunelab.config.checks import check_environment, is_schedule_node, load
 from prunelab.config.schema import schema_fields, setting_hint, type_hints
 from prunelab.config.tree import CONF_DIR
+from prunelab.config.values import check_value, one_line, unknown_key
 from prunelab.errors import ConfigError
 from prunelab.identity import identity
 from prunelab.results import check_prior, check_prior_checkpoint
@@ -229,6 +223,8 @@ def check_typed(o: Override, cfg: DictConfig) -> None:
     for part in parents:
         node = node.get(part) if isinstance(node, DictConfig) else None
     cls = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if cls is dict:  # a free mapping (model.args): any key, any value, for your own code
+        return
     if parents == ["schedule"] and isinstance(node, DictConfig) and not is_schedule_node(node):
         cls = SCHEDULES.get(str(node.get("name")))  # a plug-in schedule's plain YAML
     if cls is None or not dataclasses.is_dataclass(cls):

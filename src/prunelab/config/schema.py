@@ -32,7 +32,7 @@ ScheduleConfig = Schedule
 
 CHALLENGE_SIZES = [784, 1000, 1000, 500, 200, 10]
 # Choices that belong to the schema's own vocabulary; criteria, allocations, schedules and
-# datasets are checked against their registries (``config.checks.REGISTRIES``) instead.
+# datasets are checked against their registries (``config.values.REGISTRIES``) instead.
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
