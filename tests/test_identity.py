@@ -4,6 +4,7 @@ the keys that cannot change a number (logger, paths, …)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -14,7 +15,7 @@ import pytest
 
 from prunelab.config import check_argv, load
 from prunelab.errors import MismatchError
-from prunelab.identity import NOT_IN_IDENTITY, differences, identity, identity_settings
+from prunelab.identity import ADDED_LATER, NOT_IN_IDENTITY, differences, identity, identity_settings
 from prunelab.results import METRICS_FILE, MODEL_FILE, RESULT_FILE, check_prior
 from prunelab.run import run_job
 
@@ -183,7 +184,20 @@ def test_the_identity_ignores_exactly_the_listed_keys(make_cfg):
     kept = identity_settings(config)
     dropped = {k for k in _flat_keys(config) if k not in kept}
     listed = {k for k in dropped if any(k == d or k.startswith(f"{d}.") for d in NOT_IN_IDENTITY)}
-    assert dropped == listed and "seed" in kept and "trainer.accelerator" in kept
+    assert dropped == listed | set(ADDED_LATER) and "seed" in kept and "trainer.accelerator" in kept
+
+
+def test_settings_added_later_keep_older_identities_and_count_once_set(make_cfg):
+    """A job folder written before ``model.name``/``model.bias``/``data.augment`` existed
+    keeps its identity for the same command line; set to anything else, they count."""
+    config = dataclasses.asdict(load(make_cfg()))
+    older = copy.deepcopy(config)
+    del older["model"]["name"], older["model"]["bias"], older["model"]["args"]
+    del older["data"]["augment"]
+    assert identity(config) == identity(older)
+    lenet = dataclasses.asdict(load(make_cfg("model=lenet5")))
+    assert identity_settings(lenet)["model.name"] == "lenet5"
+    assert identity(lenet) != identity(config)
 
 
 def _flat_keys(config: dict, prefix: str = "") -> list[str]:

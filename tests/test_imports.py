@@ -20,6 +20,8 @@ LAYERS = {
     "prunelab.lazy": 0,
     # named plug-ins (one registry shape for criteria, allocations, schedules, datasets)
     "prunelab.registry": 0.5,
+    # the models' names, apart from the models (the command line checks one without torch)
+    "prunelab.model_names": 0.55,
     # pure functions and file formats
     "prunelab.pruning": 1, "prunelab.results": 1, "prunelab.logs": 1, "prunelab.functional": 1,
     "prunelab.optimizers": 1,

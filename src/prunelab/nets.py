@@ -116,7 +116,44 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask)
 
 
-class MaskedMLP(nn.Module):
+class MaskedModel(nn.Module):
+    """What one masked model does with its masks, whatever the model: prune and count. A
+    subclass gives its ``weights`` and ``masks`` (one per prunable layer, in forward order),
+    how a criterion runs it (``network``) and how its layers connect (``graph``)."""
+
+    def weights(self) -> list[Tensor]:
+        raise NotImplementedError
+
+    def masks(self) -> list[Tensor]:
+        raise NotImplementedError
+
+    def network(self) -> Network | None:
+        return None  # the MLP its weights make
+
+    def graph(self) -> LayerGraph | None:
+        return None  # the MLP's chain
+
+    def prune(
+        self,
+        method: Method,
+        k: Sparsity,
+        prune_output: bool = False,
+        seed: int = 0,
+        batches: Sequence[Batch] = (),
+    ) -> None:
+        """Recompute masks from the current weights and install them (pruned weights → 0)."""
+        weights = [w.data[None] for w in self.weights()]
+        masks = [mask[None] for mask in self.masks()]
+        net = self.network()
+        install_masks(weights, masks, method, [k], prune_output, [seed], batches, net)
+
+    def sparsity(self, k: float, prune_output: bool = False) -> dict[str, float]:
+        """Sparsity figures of the masks as they are now (see ``pruning.sparsity_report``)."""
+        prunable = prunable_layers(len(self.masks()), prune_output)
+        return sparsity_report(self.masks(), prunable, k, self.graph())
+
+
+class MaskedMLP(MaskedModel):
     """Bias-free ReLU MLP; ``sizes`` = [inputs, hidden…, classes] (checked by ``config``)."""
 
     def __init__(self, sizes: Sequence[int]) -> None:
@@ -135,28 +172,11 @@ class MaskedMLP(nn.Module):
     def weights(self) -> list[Tensor]:
         return [layer.weight for layer in self.layers]
 
-    def prune(
-        self,
-        method: Method,
-        k: Sparsity,
-        prune_output: bool = False,
-        seed: int = 0,
-        batches: Sequence[Batch] = (),
-    ) -> None:
-        """Recompute masks from the current weights and install them (pruned weights → 0)."""
-        weights = [layer.weight.data[None] for layer in self.layers]
-        masks = [mask[None] for mask in self.masks()]
-        install_masks(weights, masks, method, [k], prune_output, [seed], batches)
-
     @torch.no_grad()
     def release(self) -> None:
         """Lift every mask (pruned weights stay 0 but get gradients again)."""
         for mask in self.masks():
             mask.fill_(True)
-
-    def sparsity(self, k: float, prune_output: bool = False) -> dict[str, float]:
-        """Sparsity figures of the masks as they are now (see ``pruning.sparsity_report``)."""
-        return sparsity_report(self.masks(), prunable_layers(len(self.layers), prune_output), k)
 
 
 def seeded_mlp(sizes: Sequence[int], seed: int, purpose: str = "init") -> MaskedMLP:

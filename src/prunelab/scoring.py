@@ -28,6 +28,9 @@ Batch = tuple["Tensor", "Tensor"]  # (x, y); x (B, in) shared or (M, B, in), fla
 # (weights, masks, x, extras) → (logits (M, B, C), each hidden layer's ReLU output); ``extras``
 # maps the model's other parameters (biases) before use (SynFlow: |·| in float64)
 Forward = Callable[..., tuple["Tensor", list["Tensor"]]]
+Tensors = Sequence["Tensor"]
+Extras = Callable[["Tensor"], "Tensor"] | None  # how a model's other parameters are mapped
+Outputs = tuple["Tensor", list["Tensor"]]  # logits and each hidden layer's ReLU output
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,7 @@ class ScoreContext:
         """Features of one flat input sample."""
         return int(self.weights[0].shape[2]) if self.network is None else self.network.inputs
 
-    def run(
-        self,
-        weights: Sequence[Tensor],
-        masks: Sequence[Tensor],
-        x: Tensor,
-        extras: Callable[[Tensor], Tensor] | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
+    def run(self, weights: Tensors, masks: Tensors, x: Tensor, extras: Extras = None) -> Outputs:
         """The model on ``x`` with these weights and masks (``Forward``)."""
         if self.network is None:
             return mlp_forward(weights, masks, x)

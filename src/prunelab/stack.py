@@ -34,10 +34,8 @@ from torch.func import functional_call, stack_module_state
 
 from prunelab.graph import LayerGraph
 from prunelab.layout import read_graph
-from prunelab.nets import FullMask, MemberStack
-from prunelab.pruning import Sparsity, prunable_layers, sparsity_report
-from prunelab.scoring import Network
-from prunelab.selection import Batch, Method
+from prunelab.nets import FullMask, MaskedModel, MemberStack
+from prunelab.scoring import Extras, Network, Outputs, Tensors
 
 
 def module_name(weight_name: str) -> str:
@@ -50,7 +48,7 @@ def unit_alive(mask: Tensor) -> Tensor:
     return mask.flatten(2).any(dim=2)
 
 
-class MaskedNet(nn.Module):
+class MaskedNet(MaskedModel):
     """One model with a boolean mask per prunable weight (``mask0``, ``mask1``… in forward
     order): what a stack member becomes alone, to export and inspect. Its forward
     multiplies each weight by its mask, so a pruned weight's gradient is exactly 0."""
@@ -86,18 +84,11 @@ class MaskedNet(nn.Module):
         x = x.reshape(x.shape[0], *self.image_shape)
         return functional_call(self.model, self.masked_params(), (x,))
 
-    def prune(
-        self,
-        method: Method,
-        k: Sparsity,
-        prune_output: bool = False,
-        seed: int = 0,
-        batches: Sequence[Batch] = (),
-    ) -> None:
-        """Recompute masks from the current weights and install them (pruned weights → 0)."""
-        stack = StackedNet([self])
-        stack.prune([0], method, [k], prune_output, [seed], batches)
-        self.load_member(stack, 0)
+    def graph(self) -> LayerGraph:
+        return self.layout
+
+    def network(self) -> Network:
+        return StackedNet([self]).network()  # runs with the weights it is given
 
     @torch.no_grad()
     def load_member(self, stack: StackedNet, i: int) -> None:
@@ -107,11 +98,6 @@ class MaskedNet(nn.Module):
             params[name].copy_(value)
         for mask, layer in zip(self.masks(), stack.layers, strict=True):
             mask.copy_(layer.mask[i])
-
-    def sparsity(self, k: float, prune_output: bool = False) -> dict[str, float]:
-        """Sparsity figures of the masks as they are now (``pruning.sparsity_report``)."""
-        prunable = prunable_layers(len(self.layout), prune_output)
-        return sparsity_report(self.masks(), prunable, k, self.layout)
 
 
 class StackedWeight(nn.Module):
@@ -174,13 +160,7 @@ class StackedNet(MemberStack):
         weights = [layer.effective() for layer in self.layers]
         return self.call(weights, [layer.mask for layer in self.layers], x, None, False)[0]
 
-    def run(
-        self,
-        weights: Sequence[Tensor],
-        masks: Sequence[Tensor],
-        x: Tensor,
-        extras: Callable[[Tensor], Tensor] | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
+    def run(self, weights: Tensors, masks: Tensors, x: Tensor, extras: Extras = None) -> Outputs:
         """``scoring.Forward``: the stack with these weights (times ``masks``), its other
         parameters mapped by ``extras`` (detached), on ``x``: logits (M, B, C) and each
         hidden prunable layer's output after a ReLU."""
