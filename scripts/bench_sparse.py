@@ -23,6 +23,7 @@ k = 99 %, batch 1 ≥ 6×; auto never more than 5 % slower than dense anywhere.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -95,7 +96,8 @@ def main() -> None:
                 net = MaskedMLP(SIZES)
             net.prune(strategy_method(strategy), k)
             fig = net.sparsity(k)
-            ideal = fig["flops/dense"] / min(fig["flops/sparse"], fig["flops/compact"])
+            least = min(fig["flops/sparse"], fig["flops/compact"])  # 0: a layer lost every unit
+            ideal = fig["flops/dense"] / least if least else math.inf
             for batch in CONV_BATCHES if conv else BATCHES:
                 x = torch.randn(batch, 784)
                 models = {t: export(net, t, batch_size=batch) for t in TARGETS}

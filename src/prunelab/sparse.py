@@ -229,8 +229,8 @@ class ExportedNet(nn.Module):
     """Any model exported for inference (``export`` of a ``stack.MaskedNet``): its masks
     folded into the weights, dead units compacted away, linear layers dense or CSR — conv
     layers stay dense: PyTorch has no sparse convolution, and an unfolded (im2col) CSR
-    product was never faster than the dense conv in ``scripts/bench_sparse.py``. Takes flat
-    inputs, as the training data comes."""
+    product beat LeNet-5's dense conv only at batch 1 (and lost at batch ≥ 64) in
+    ``scripts/bench_sparse.py --model lenet5``. Takes flat inputs, as training data comes."""
 
     def __init__(self, model: nn.Module, image_shape: tuple[int, ...]) -> None:
         super().__init__()
