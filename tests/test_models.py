@@ -227,3 +227,42 @@ def test_every_criterion_prunes_lenet5(criterion):
     assert fig["sparsity/layer4"] == 0.0  # the output layer is not pruned
     if criterion in UNIT_CRITERIA:
         assert fig["dead_units/layer1"] == 10 and fig["sparsity/effective"] > 0.5
+
+
+def plain_gradients(stack: StackedNet, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """d(loss)/d(weight) of member 0 alone, by autograd on the plain model: the reference a
+    gradient criterion's score on a conv net must match."""
+    model = stack.unstack(0).model
+    F.cross_entropy(model(x.reshape(-1, 1, 28, 28)), y).backward()
+    return [p.grad for n, p in model.named_parameters() if n.endswith("weight")]
+
+
+@pytest.mark.parametrize("criterion", ["snip", "taylor", "gradient"])
+def test_gradient_criteria_on_a_conv_are_those_of_the_plain_model(criterion):
+    stack = StackedNet(tiny_members(1))
+    x, y = batch()
+    scores = CRITERIA.get(criterion)().scores(ctx_of(stack, [(x, y)]))
+    grads = plain_gradients(stack, x, y)
+    weights = [layer.weight[0].detach() for layer in stack.layers]
+    expected = {
+        "snip": lambda w, g: (w * g).abs(),  # Lee et al. 2019: |w ⊙ ∂L/∂w|
+        "taylor": lambda w, g: (w * g).square(),  # Molchanov et al. 2019, one batch
+        "gradient": lambda w, g: g.abs(),  # RigL's growth score, every weight live here
+    }[criterion]
+    for s, w, g in zip(scores, weights[:-1], grads[:-1], strict=True):  # output: not pruned
+        torch.testing.assert_close(s[0], expected(w, g))
+
+
+def test_grasp_on_a_conv_is_the_plain_models_hessian_gradient_product():
+    """GraSP (Wang et al. 2020): θ ⊙ Hg with the logits over T = 200, g the gradient."""
+    stack = StackedNet(tiny_members(1))
+    x, y = batch()
+    scores = CRITERIA.get("grasp")().scores(ctx_of(stack, [(x, y)]))
+    model = stack.unstack(0).model
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    loss = F.cross_entropy(model(x.reshape(-1, 1, 28, 28)) / 200.0, y)
+    grads = torch.autograd.grad(loss, weights, create_graph=True)
+    z = sum((gr * gr.detach()).sum() for gr in grads)
+    hg = torch.autograd.grad(z, weights)
+    for s, w, h in zip(scores, weights[:-1], hg[:-1], strict=True):
+        torch.testing.assert_close(s[0], (w * h).detach())
