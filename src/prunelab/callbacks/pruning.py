@@ -237,13 +237,8 @@ class PruningCallback(pl.Callback):
             )
 
     def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any
+    ) -> None:  # (outputs, batch, batch_idx): what is pruned depends on the step alone
         if self.schedule.prunes_after(trainer.global_step, int(trainer.num_training_batches)):
             self.prune(trainer, pl_module)
 
