@@ -101,3 +101,16 @@ def test_unit_pruning_of_a_model_whose_units_feed_a_sum_is_refused_in_one_line(t
     assert ran.returncode != 0
     last = ran.stderr.strip().splitlines()[-1]
     assert "cannot prune units of a.weight: its output feeds a sum" in last
+
+
+def test_an_argument_of_your_model_is_added_with_a_plus(tmp_path):
+    ran = train_cli("model.name=tests.plugin_model:TinyConv", "model.args.width=6", *QUICK,
+                    f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert ran.returncode == 2
+    assert ran.stderr.strip() == (
+        "error: model.args.width is a new key of model.args: add it with +model.args.width=6"
+    )
+    ran = train_cli("model.name=tests.plugin_model:TinyConv", "+model.args.width=6", *QUICK,
+                    "schedule.epochs=1", "sparsity=0.5", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert result(tmp_path)["config"]["model"]["args"] == {"width": 6}

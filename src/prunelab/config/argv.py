@@ -224,6 +224,9 @@ def check_typed(o: Override, cfg: DictConfig) -> None:
         node = node.get(part) if isinstance(node, DictConfig) else None
     cls = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
     if cls is dict:  # a free mapping (model.args): any key, any value, for your own code
+        if leaf not in node and not o.is_add():
+            raise ConfigError(f"{key} is a new key of {'.'.join(parents)}: add it with "
+                              f"+{o.input_line}")  # fmt: skip
         return
     if parents == ["schedule"] and isinstance(node, DictConfig) and not is_schedule_node(node):
         cls = SCHEDULES.get(str(node.get("name")))  # a plug-in schedule's plain YAML
