@@ -50,8 +50,7 @@ def load_data(job: Config) -> RawDataset:
 def sample_shape(job: Config, raw: RawDataset) -> tuple[int, ...]:
     """One sample as ``job``'s model takes it: the dataset's image shape (C, H, W), or its
     flat features for a dataset that declares none."""
-    image = DATASETS.get(job.data.name).image_shape
-    return tuple(image) if image is not None else (raw.n_features,)
+    return DATASETS.get(job.data.name).sample_shape(raw.n_features)
 
 
 def new_member(

@@ -36,9 +36,8 @@ from torch import Tensor, nn
 from prunelab.graph import LayerGraph
 from prunelab.layout import read_graph
 from prunelab.model_names import MODELS
-from prunelab.nets import MaskedMLP, StackedMLP
+from prunelab.nets import MaskedMLP, StackedMLP, seeded, seeded_mlp
 from prunelab.stack import MaskedNet, StackedNet
-from prunelab.streams import seed_for
 
 
 class LeNet5(nn.Module):
@@ -140,15 +139,6 @@ def describe(
     return graph, [params[n].numel() for n in graph.names]
 
 
-def seeded(make: Callable[[], nn.Module], seed: int, purpose: str = "init") -> nn.Module:
-    """``make()`` with its initial weights drawn from run ``seed``'s stream ``purpose``
-    (``streams.seed_for``: ``init`` for a run's network, ``reinit`` for the lottery's fresh
-    control), inside a forked RNG, so the process's own random state is left alone."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_for(seed, purpose))
-        return make()
-
-
 def masked_member(
     name: str,
     image_shape: Sequence[int],
@@ -162,7 +152,7 @@ def masked_member(
     """One member of a stack, freshly initialised from its seed: the challenge MLP
     (``mlp``, of ``sizes``) or any other model, masked."""
     if name == "mlp":
-        return seeded(lambda: MaskedMLP(sizes), seed, purpose)  # type: ignore[return-value]
+        return seeded_mlp(sizes, seed, purpose)
     model = seeded(lambda: build(name, image_shape, classes, bias, args), seed, purpose)
     return MaskedNet(model, image_shape)
 

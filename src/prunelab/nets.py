@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,8 @@ from prunelab.pruning import (
 from prunelab.scoring import Network
 from prunelab.selection import Batch, Method, stacked_masks
 from prunelab.streams import seed_for
+
+M = TypeVar("M", bound=nn.Module)
 
 
 @torch.no_grad()
@@ -179,13 +182,18 @@ class MaskedMLP(MaskedModel):
             mask.fill_(True)
 
 
-def seeded_mlp(sizes: Sequence[int], seed: int, purpose: str = "init") -> MaskedMLP:
-    """A new ``MaskedMLP`` whose initial weights come from run ``seed``'s stream ``purpose``
+def seeded(make: Callable[[], M], seed: int, purpose: str = "init") -> M:
+    """``make()`` with its initial weights drawn from run ``seed``'s stream ``purpose``
     (``streams.seed_for``): ``init`` for a run's network, ``reinit`` for the lottery's fresh
     control. Drawn inside a forked RNG, so the process's own random state is left alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed_for(seed, purpose))
-        return MaskedMLP(sizes)
+        return make()
+
+
+def seeded_mlp(sizes: Sequence[int], seed: int, purpose: str = "init") -> MaskedMLP:
+    """A new ``MaskedMLP`` of ``sizes`` initialised from ``seed``'s stream ``purpose``."""
+    return seeded(lambda: MaskedMLP(sizes), seed, purpose)
 
 
 def fresh_weights(

@@ -168,13 +168,8 @@ class StackedNet(MemberStack):
         return self.call(masked, masks, x, extras, True)
 
     def call(
-        self,
-        weights: Sequence[Tensor],
-        masks: Sequence[Tensor],
-        x: Tensor,
-        extras: Callable[[Tensor], Tensor] | None,
-        hidden: bool,
-    ) -> tuple[Tensor, list[Tensor]]:
+        self, weights: Tensors, masks: Tensors, x: Tensor, extras: Extras, hidden: bool
+    ) -> Outputs:
         """The members with masked ``weights`` on flat ``x``; with ``hidden``, each hidden
         prunable layer's output after a ReLU too (what activation criteria average)."""
         params = dict(zip(self.layout.names, weights, strict=True))

@@ -106,7 +106,7 @@ def check_job(job: Config) -> None:
             check_sizes(list(sizes), *spec.shape, job.data.name)
         return
     if spec.shape is not None:  # else once the data is loaded (wiring.new_member)
-        shape = spec.image_shape or (spec.shape[0],)
+        shape = spec.sample_shape(spec.shape[0])
         check_layer_sparsity(job, model_weights(job, shape, spec.shape[1]))
 
 

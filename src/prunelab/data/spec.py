@@ -77,6 +77,11 @@ class DatasetSpec:
     # (``loader.as_images``); C·H·W is the sample's flat size. None: not an image.
     image_shape: tuple[int, int, int] | None = None
 
+    def sample_shape(self, n_features: int) -> tuple[int, ...]:
+        """One sample as a model takes it: the image shape (C, H, W), or the ``n_features``
+        flat features of a dataset that declares none."""
+        return tuple(self.image_shape) if self.image_shape is not None else (n_features,)
+
 
 def is_dataset(obj: object) -> bool:
     return isinstance(obj, DatasetSpec)
