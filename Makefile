@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 results3 results4 snip-reference probes smoke test test-slurm lint bench clean
+.PHONY: install challenge recipes results results2 results3 results4 results5 snip-reference probes smoke test test-slurm lint bench clean
 
 install: $(STAMP)
 
@@ -66,6 +66,12 @@ results3: install
 results4: install
 	PY=$(PY) bash scripts/run_results4.sh
 
+# docs/RESULTS.md, fifth round: LeNet-5-Caffe against the published anchors (Han et al.'s
+# budgets, weights vs channels, RigL and SNIP at 2 % density), 3 seeds; tables by
+# scripts/results5_tables.py.
+results5: install
+	PY=$(PY) bash scripts/run_results5.sh
+
 # SNIP's published LeNet-300-100 numbers against snip-public's procedure re-implemented
 # (docs/RESULTS.md, "SNIP on LeNet-300-100"): 12 runs of ~9 min, two at a time.
 snip-reference: install
@@ -82,6 +88,7 @@ bench: install
 	$(PY) scripts/bench_sweep.py
 	$(PY) scripts/bench_sparse.py
 	$(PY) scripts/bench_train.py
+	$(PY) scripts/bench_stack_conv.py
 	$(PY) scripts/bench_gpu.py
 
 clean:

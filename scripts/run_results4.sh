@@ -16,15 +16,8 @@ OUT=${OUT:-outputs/round4}
 ARMS=("$@")
 [ ${#ARMS[@]} -gt 0 ] || ARMS=(dst_lenet300 imp_lenet300 family_lenet300 snip_init_30ep rigl_100ep)
 
-sweep() {  # sweep DIR OVERRIDES...: one resumable sweep into $OUT/DIR, then its report
-  local dir=$1 t0=$SECONDS; shift
-  "$PY" -m prunelab.train -m "$@" "hydra.sweep.dir=$OUT/$dir"
-  echo "$dir: $((SECONDS - t0)) s" | tee -a "$OUT/timings.txt"
-  "$PY" -m prunelab.report "$OUT/$dir" --title "$dir"
-}
-
-mkdir -p "$OUT"
-echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) on $(nproc --all) CPU cores" >> "$OUT/timings.txt"
+source scripts/sweep.sh
+start_timings
 for arm in "${ARMS[@]}"; do
   case $arm in
     dst_lenet300 | imp_lenet300 | family_lenet300) sweep "$arm" "experiment=$arm" ;;
