@@ -109,7 +109,7 @@ def channels_section(df: pd.DataFrame) -> list[str]:
     lines += ["", "### Test accuracy % by k (one-shot + 2 epochs of fine-tuning)", ""]
     ks = sorted(df["sparsity"].unique())
     lines += header("strategy", ks)
-    for strategy, label in (("weight", "weights (|w|)"), ("neuron", "channels (L2 norm)")):
+    for strategy, label in (("weight", "weights (magnitude)"), ("neuron", "channels (L2 norm)")):
         part = df[df["strategy"] == strategy]
         lines.append(row(label, (pm(part[part["sparsity"] == k]["test_acc"]) for k in ks)))
     return [*lines, ""]
@@ -117,7 +117,7 @@ def channels_section(df: pd.DataFrame) -> list[str]:
 
 def dst_section(dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame) -> list[str]:
     """Test error at 2 % density of each method trained sparse from the start (and of RigL
-    trained 60 epochs, ``long``), beside the published figures, and the paired differences
+    trained 40 epochs, ``long``), beside the published figures, and the paired differences
     that say which start or which moves pay."""
     lines = ["### Sparse from the start: test error % at 2 % density", ""]
     lines += ["| method | test error % | per seed 0, 1, 2 |", "|---|---|---|"]
@@ -126,7 +126,7 @@ def dst_section(dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame) -> li
         ("rigl", "RigL (prunelab, 20 epochs)", dst[dst["schedule"] == "rigl"]),
         ("init", "static random ERK mask (prunelab, 20 epochs)", dst[dst["schedule"] == "init"]),
         ("snip", "SNIP (prunelab, 20 epochs)", snip),
-        ("rigl60", "RigL (prunelab, 60 epochs)", long),
+        ("rigl40", "RigL (prunelab, 40 epochs)", long),
     ]
     errors = {}
     for key, label, part in arms:
@@ -136,7 +136,7 @@ def dst_section(dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame) -> li
         errors[key] = err.sort_index()
         lines.append(row(label, [pm(errors[key]), per_seed(errors[key])]))
     lines += ["", "Paired by seed (points of test error):", ""]
-    for a, b in (("rigl", "init"), ("snip", "init"), ("rigl", "snip"), ("rigl60", "rigl")):
+    for a, b in (("rigl", "init"), ("snip", "init"), ("rigl", "snip"), ("rigl40", "rigl")):
         if a in errors and b in errors:
             lines.append(f"- {a} − {b}: {paired(errors[a] - errors[b])}")
     return [*lines, ""]
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     arms = {
         name: args.root / name
-        for name in ("lenet5_han", "lenet5_channels", "lenet5_dst", "lenet5_snip", "rigl_60ep")
+        for name in ("lenet5_han", "lenet5_channels", "lenet5_dst", "lenet5_snip", "rigl_40ep")
     }
     frames = {name: load(path) if path.is_dir() else pd.DataFrame() for name, path in arms.items()}
     lines: list[str] = []
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if not frames["lenet5_channels"].empty:
         lines += channels_section(frames["lenet5_channels"])
     if not frames["lenet5_dst"].empty:
-        lines += dst_section(frames["lenet5_dst"], frames["lenet5_snip"], frames["rigl_60ep"])
+        lines += dst_section(frames["lenet5_dst"], frames["lenet5_snip"], frames["rigl_40ep"])
     print("\n".join(lines) if lines else f"no finished runs under {args.root}")
     return 0
 
