@@ -16,11 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results3_tables import header, load, paired, pm, row
+from results_tables import interp_on_log_scale
 
 HAN_K = 0.916  # experiment=lenet5_han's sparsity: Han et al.'s per-layer budgets, weighted
 LAYERS = ("conv1", "conv2", "fc3", "fc4 (output)")
@@ -65,11 +65,12 @@ def han_section(df: pd.DataFrame) -> list[str]:
 
 
 def weight_at(weights: pd.DataFrame, effective: float) -> float:
-    """One seed's weight-pruning test accuracy at this effective sparsity, interpolated
-    linearly on its curve (NaN beyond its last point)."""
+    """One seed's weight-pruning test accuracy at this effective sparsity, interpolated on its
+    curve on the first round's scale (``results_tables.interp_on_log_scale``); NaN beyond the
+    curve's last point."""
     curve = weights.sort_values("sparsity_effective")
     x, y = curve["sparsity_effective"].to_numpy(), curve["test_acc"].to_numpy()
-    return float(np.interp(effective, x, y)) if effective <= x[-1] else float("nan")
+    return interp_on_log_scale(effective, x, y) if effective <= x[-1] else float("nan")
 
 
 def channels_section(df: pd.DataFrame) -> list[str]:
