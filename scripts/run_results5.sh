@@ -8,6 +8,7 @@
 #   lenet5_dst        RigL and the static random ERK mask at 2 % density, 20 epochs
 #   lenet5_snip       SNIP at 2 % density, the protocol of lenet5_dst
 #   rigl_40ep         RigL at 2 % density trained 40 epochs
+#   rigl_100ep        RigL at 2 % density trained 100 epochs, the published comparison's length
 #   bench             scripts/bench_sparse.py --model lenet5: what compaction buys at inference
 # Usage: bash scripts/run_results5.sh [arm ...]   (default: all; OUT=dir, PY=python)
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-outputs/round5}
 ARMS=("$@")
-[ ${#ARMS[@]} -gt 0 ] || ARMS=(lenet5_han lenet5_channels lenet5_dst lenet5_snip rigl_40ep bench)
+[ ${#ARMS[@]} -gt 0 ] || ARMS=(lenet5_han lenet5_channels lenet5_dst lenet5_snip rigl_40ep rigl_100ep bench)
 
 source scripts/sweep.sh
 start_timings
@@ -26,6 +27,7 @@ for arm in "${ARMS[@]}"; do
       sweep "$arm" experiment=lenet5_dst schedule=init strategy=snip strategy.allocation=global \
         sparsity=0.98 ;;
     rigl_40ep) sweep "$arm" experiment=lenet5_dst schedule=rigl schedule.epochs=40 ;;
+    rigl_100ep) sweep "$arm" experiment=lenet5_dst schedule=rigl schedule.epochs=100 ;;
     bench) "$PY" scripts/bench_sparse.py --model lenet5 --out "$OUT/bench" \
         | tee "$OUT/bench_sparse_lenet5.txt" ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
