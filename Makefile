@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge recipes results results2 results3 results4 results5 snip-reference probes smoke test test-slurm lint bench clean
+.PHONY: install challenge figures recipes results results2 results3 results4 results5 snip-reference probes smoke test test-slurm lint bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ $(STAMP): pyproject.toml
 challenge: install
 	$(PY) -m prunelab.train -m experiment=challenge
 	$(PY) -m prunelab.report outputs/challenge
+
+# The README's two headline plots, from the challenge's report (runs `make challenge` first).
+figures: challenge
+	mkdir -p docs/img
+	cp outputs/challenge/report/Testing_Accuracy_Comparison_for_different_Pruning_Strategies.png docs/img/challenge_accuracy_vs_k.png
+	cp outputs/challenge/report/Accuracy_vs_Effective_Sparsity.png docs/img/challenge_accuracy_vs_effective_sparsity.png
 
 smoke: install
 	$(PY) -m prunelab.train -m experiment=smoke
