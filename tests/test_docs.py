@@ -5,6 +5,7 @@ every page is in the nav, the layout list of ``docs/design.md`` matches the tree
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
 import shutil
@@ -148,3 +149,16 @@ def test_every_handbook_command_composes(command, tmp_path, monkeypatch):
             check_argv(args)
     else:
         check_argv(args)
+
+
+@pytest.mark.parametrize("module", ["prunelab.train", "prunelab.report"])
+def test_the_command_line_page_shows_the_current_help(module):
+    """docs/reference/cli.md embeds both commands' ``--help``; when a setting or its help
+    changes, paste the new output there (80 columns: ``COLUMNS=80 python -m MODULE --help``)."""
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": path}
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    page = (DOCS / "reference" / "cli.md").read_text()
+    blocks = re.findall(r"^```text\n(.*?)^```", page, flags=re.S | re.M)
+    assert proc.stdout in blocks, f"docs/reference/cli.md: `python -m {module} --help` changed"
