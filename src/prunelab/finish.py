@@ -126,5 +126,5 @@ def unrecovered_note(result: dict[str, Any]) -> str | None:
     return (
         f"test acc {result['test_acc']:.4f} is the unrecovered accuracy of a one-shot prune "
         "without fine-tuning: add schedule.finetune_epochs=3 to recover it (what each length "
-        "recovers: docs/RESULTS.md, Fine-tune length)"
+        "recovers: docs/results/finetuning.md)"
     )

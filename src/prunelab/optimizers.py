@@ -95,7 +95,7 @@ def lr_factor(
     - fine-tuning (and the gradual ramp) runs at ``finetune_scale``; with
       ``finetune_schedule="cosine"`` the rate restarts there and decays again, continuously,
       to ~0 at the last step (a constant fine-tuning rate costs lightly pruned models
-      accuracy, since it ends on a noisy, un-annealed model: docs/RESULTS.md);
+      accuracy, since it ends on a noisy, un-annealed model: docs/results/finetuning.md);
     - a lottery ticket (``rewind_epoch`` set) retrains with the dense phase's own schedule
       from ``rewind_epoch`` on, stretched over the fine-tune epochs (exactly replayed when
       there are ``dense_epochs - rewind_epoch`` of them), as Frankle & Carbin retrain.

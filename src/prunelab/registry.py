@@ -1,6 +1,6 @@
 """Named plug-ins: one registry per kind of method (criterion, allocation, schedule, dataset).
 
-Every extension point of prunelab has the same shape (docs/DESIGN, "Extension points"): a
+Every extension point of prunelab has the same shape (docs/design.md, "Extension points"): a
 small class or object registered under a name, chosen in the config by that name. A plug-in
 that lives outside ``src/`` needs no edit here either: the config may name it by import path,
 ``package.module:Name``, which is imported and used as if it had been registered, so a

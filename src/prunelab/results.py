@@ -257,7 +257,7 @@ def mismatch_message(
 def numerics(device: torch.device, dtype: torch.dtype, precision: str) -> dict[str, Any]:
     """The numeric environment a result was computed in: the same config can give other
     bits on another device, dtype, matmul precision, thread count or torch version
-    (docs/RESULTS.md measures what one thread instead of two does to the headline claims)."""
+    (docs/results/index.md measures what one thread instead of two does to the headline claims)."""
     cuda = device.type == "cuda"
     return {
         "device": str(device),

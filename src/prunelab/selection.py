@@ -111,7 +111,7 @@ def drawn_generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
     Not the run's seed itself: ``torch.rand`` of a layer's shape from that would replay the
     draws that initialised it, and a "random" mask would remove exactly the most negative
-    initial weights (docs/RESULTS.md, "A trap we fell into")."""
+    initial weights (docs/results/index.md, "A trap we fell into")."""
     return [torch.Generator().manual_seed(seed_for(seed, "mask")) for seed in seeds]
 
 

@@ -70,7 +70,7 @@ Timer = Callable[[Tensor, int], dict[str, float]]
 ModelTimer = Callable[[nn.Module, int], float]
 # ``auto`` takes a CSR form only where it measures at most this share of the dense time. Two
 # timings of one form at batch 10 000 differ by up to ≈ 8 % on a 2-core CPU, so a form that
-# wins by less may lose the next measurement: near break-even, stay dense (docs/benchmarks.md).
+# wins by less may lose the next measurement: near break-even, stay dense (docs/performance.md).
 CSR_MARGIN = 0.9
 
 
@@ -78,7 +78,7 @@ def layer_seconds(w: Tensor, batch_size: int, reps: int = 5) -> dict[str, float]
     """Seconds of one layer's product at ``batch_size`` on this machine, as a dense and as a
     CSR matrix (the best of ``reps`` after a warm-up call): what ``export``'s ``auto`` picks
     by. Where CSR starts to pay depends on the machine, the thread count and the batch size
-    (docs/benchmarks.md has one CPU's break-evens), so it is measured, not assumed."""
+    (docs/performance.md has one CPU's break-evens), so it is measured, not assumed."""
     forms = {"dense": w.contiguous(), "csr": to_csr_int32(w)}
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(w.shape[1], batch_size, generator=gen).to(w.device)

@@ -22,7 +22,7 @@ class WeightAveraging(pl.Callback):
 
     A model trained at a high rate and averaged sits in a wider basin than one annealed to a
     point, which is what a one-shot prune needs: removing most of the weights at once is a
-    large perturbation (docs/RESULTS.md, "Which dense phase"). Applied after the last step of
+    large perturbation (docs/results/dense-phase.md). Applied after the last step of
     the dense phase, so its validation, its cache entry and everything after see the averaged
     model. The running mean is callback state, so a run killed mid-way resumes with it.
     """
@@ -78,8 +78,8 @@ class FinetuneGuard(pl.Callback):
 
     Why not a gentler rate instead: restarting the rate kicks a converged model out of its
     minimum, and a short fine-tune cannot always anneal it back, while a heavily pruned model
-    needs that rate to recover (docs/RESULTS.md measures both, "Why a guard"), and the members
-    of a stack share one rate. The test split is never consulted.
+    needs that rate to recover (docs/results/finetuning.md measures both, "Why a guard"), and
+    the members of a stack share one rate. The test split is never consulted.
     """
 
     def __init__(self, start_epoch: int, min_correct: int) -> None:

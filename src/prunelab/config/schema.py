@@ -154,7 +154,7 @@ class StrategyConfig:
 class OptimConfig:
     """The optimizer. The dense-phase defaults (Adam at a constant 2e-3, the dense model the
     mean of the weights of its last 60 % of epochs) are the recipe measured best on the dense
-    model and on one-shot pruning (docs/RESULTS.md, "Which dense phase"); fine-tuning keeps
+    model and on one-shot pruning (docs/results/dense-phase.md); fine-tuning keeps
     its own rate and schedule."""
 
     name: str = setting("adam", "the optimizer", choices=OPTIMIZERS, label="optim.name")
