@@ -55,7 +55,7 @@ lint: install
 docs: install
 	$(PY) -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null \
 		|| $(PY) -m pip install --quiet -e ".[docs]"
-	$(PY) -m mkdocs build --strict -d site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 
 # docs/RESULTS.md: the dense-phase recipes compared on the challenge, 3 seeds; ≈ 28 min on 2 cores.
 recipes: install
