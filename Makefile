@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.prunelab-installed
 # torch first, pinned: a bare torch requirement in a fresh venv pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install docs challenge figures recipes results results2 results3 results4 results5 snip-reference probes smoke test test-slurm lint bench clean
+.PHONY: install docs challenge figures smoke test test-slurm lint bench clean $(STUDIES) \
+	recipes results results2 results3 results4 results5 probes
 
 install: $(STAMP)
 
@@ -36,7 +37,7 @@ smoke: install
 	$(PY) -m prunelab.train -m experiment=smoke
 	$(PY) -m prunelab.report outputs/smoke
 
-# Every test but the GPU ones (pytest -m gpu, run by scripts/gpu_check.sh on a GPU). The SLURM
+# Every test but the GPU ones (pytest -m gpu, run by tools/gpu_check.sh on a GPU). The SLURM
 # tests skip where SLURM is not installed, saying how to run them: make test-slurm.
 test: install
 	$(PY) -m pytest
@@ -47,8 +48,8 @@ test-slurm: install
 	PRUNELAB_SLURM_INSTALL=1 $(PY) -m pytest -m slurm
 
 lint: install
-	$(PY) -m ruff check src tests scripts
-	$(PY) -m ruff format --check src tests scripts
+	$(PY) -m ruff check src tests studies benchmarks tools scripts docs/examples
+	$(PY) -m ruff format --check src tests studies benchmarks tools scripts docs/examples
 
 # The handbook (docs/, mkdocs.yml) into site/, strict: a broken link or anchor, or a page
 # missing from the nav, fails it. Installs the docs extra first into a .venv made before it.
@@ -57,52 +58,80 @@ docs: install
 		|| $(PY) -m pip install --quiet -e ".[docs]"
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 
-# docs/RESULTS.md: the dense-phase recipes compared on the challenge, 3 seeds; ≈ 28 min on 2 cores.
-recipes: install
-	PY=$(PY) bash scripts/run_recipes.sh
+# The studies (studies/README.md): one question each, `bash studies/<question>/run.sh [arm ...]`
+# into outputs/studies/<question>, its tables by `python studies/<question>/tables.py`. Each is
+# resumable; the times are on 2 CPU cores.
+STUDIES := dense-phase weight-vs-unit finetune papers init snip-reference unit-criteria \
+	allocation sparse-training lottery
 
-# docs/RESULTS.md: the challenge in three arms (one-shot, fine-tuned, gradual) + random controls,
-# and the helped arms from the former dense phase, 3 seeds; about 50 min on 2 CPU cores.
-results: install
-	PY=$(PY) bash scripts/run_results.sh
+# Which dense phase: the recipes side by side, and the helped arms from the former one (~40 min).
+dense-phase: install
+	PY=$(PY) bash studies/dense_phase/run.sh
 
-# docs/RESULTS.md, second round: Han et al.'s LeNet-300-100 and the one-shot headline on 5 seeds
-# in two thread settings, lottery tickets on 5 seeds, fine-tune length with and without the
-# guard on 3; about 1 h 25 min on 2 CPU cores.
-results2: install
-	PY=$(PY) bash scripts/run_results2.sh
+# Weights or units, at equal sparsity and equal cost: the challenge one-shot with random
+# controls and gradual, the headline on 5 seeds in two thread settings, LeNet-5's channels.
+weight-vs-unit: install
+	PY=$(PY) bash studies/weight_vs_unit/run.sh
 
-results3: install
-	PY=$(PY) bash scripts/run_results3.sh
+# Fine-tuning after pruning: 3 epochs on the challenge, its length, the guard, the probes.
+finetune: install
+	PY=$(PY) bash studies/finetune/run.sh
 
-# docs/RESULTS.md, fourth round: SET/RigL, IMP levels and the family on LeNet-300-100, 3 seeds.
-results4: install
-	PY=$(PY) bash scripts/run_results4.sh
+# Han et al.'s LeNet-300-100 (two thread settings) and LeNet-5-Caffe budgets.
+papers: install
+	PY=$(PY) bash studies/papers/run.sh
 
-# docs/RESULTS.md, fifth round: LeNet-5-Caffe against the published anchors (Han et al.'s
-# budgets, weights vs channels, RigL and SNIP at 2 % density), 3 seeds; tables by
-# scripts/results5_tables.py.
-results5: install
-	PY=$(PY) bash scripts/run_results5.sh
+# Pruning at initialisation: SNIP, GraSP, SynFlow against their shuffles and random masks.
+init: install
+	PY=$(PY) bash studies/init/run.sh
 
 # SNIP's published LeNet-300-100 numbers against snip-public's procedure re-implemented
-# (docs/RESULTS.md, "SNIP on LeNet-300-100"): 12 runs of ~9 min, two at a time.
+# (docs/results/papers.md, "SNIP on LeNet-300-100"): 12 runs of ~9 min, two at a time.
 snip-reference: install
-	PY=$(PY) bash scripts/run_snip_reference.sh
+	PY=$(PY) bash studies/snip_reference/run.sh
 
-# docs/RESULTS.md: the one-seed probes behind the fine-tune learning rate and the guard;
-# about 5 min on 2 CPU cores.
-probes: install
-	PY=$(PY) bash scripts/run_probes.sh
+# Which units to remove: 6 unit scores, 5 seeds.
+unit-criteria: install
+	PY=$(PY) bash studies/unit_criteria/run.sh
+
+# Where the weight budget goes: uniform, global, ERK and LAMP.
+allocation: install
+	PY=$(PY) bash studies/allocation/run.sh
+
+# Sparse from the start: SET, RigL, the static mask, and the whole family at its cost.
+sparse-training: install
+	PY=$(PY) bash studies/sparse_training/run.sh
+
+# Lottery tickets and IMP's levels against both controls.
+lottery: install
+	PY=$(PY) bash studies/lottery/run.sh
+
+# The targets of the former rounds (goes in a later release): one line naming the studies that
+# hold their arms now, and a failure ($(error): that line alone), so that no target runs half
+# of what it used to.
+recipes:
+	$(error make recipes is make dense-phase now (arm recipes: bash studies/dense_phase/run.sh recipes))
+probes:
+	$(error make probes is now: bash studies/finetune/run.sh finetune_lr guard (in make finetune))
+results:
+	$(error make results is split: make weight-vs-unit (oneshot, gradual), make finetune (finetune), make dense-phase (finetune_cosine, gradual_cosine))
+results2:
+	$(error make results2 is split: make papers (han_lenet300*), make lottery (lottery_lenet300), make finetune (finetune_length, finetune_unguarded), make weight-vs-unit (oneshot_5seeds*))
+results3:
+	$(error make results3 is split: make init (init_lenet300*, snip_lenet300_30ep), make unit-criteria, make allocation)
+results4:
+	$(error make results4 is split: make sparse-training (dst_lenet300, family_lenet300, rigl_100ep), make lottery (imp_lenet300), make init (snip_init_30ep))
+results5:
+	$(error make results5 is split: make papers (lenet5_han), make weight-vs-unit (lenet5_channels, bench), make sparse-training (lenet5_dst, lenet5_rigl_40ep, lenet5_rigl_100ep), make init (lenet5_snip))
 
 bench: install
-	$(PY) scripts/bench_cli.py
-	$(PY) scripts/bench_overhead.py
-	$(PY) scripts/bench_sweep.py
-	$(PY) scripts/bench_sparse.py
-	$(PY) scripts/bench_train.py
-	$(PY) scripts/bench_stack_conv.py
-	$(PY) scripts/bench_gpu.py
+	$(PY) benchmarks/bench_cli.py
+	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_sparse.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_stack_conv.py
+	$(PY) benchmarks/bench_gpu.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -124,10 +124,23 @@ def train_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -
     return Ran(code, out.getvalue(), err.getvalue())
 
 
+def study_presets() -> dict[str, str]:
+    """Every study preset (``studies/<question>/conf/experiment/<name>.yaml``) by name: its
+    study."""
+    return {p.stem: p.parents[2].name for p in ROOT.glob("studies/*/conf/experiment/*.yaml")}
+
+
+def study_searchpath(study: str) -> str:
+    """The override that puts a study's presets on Hydra's search path, as its run.sh does."""
+    return f"hydra.searchpath=[file://{ROOT / 'studies' / study / 'conf'}]"
+
+
 def load_script(name: str) -> types.ModuleType:
-    """``scripts/<name>.py`` as a module (scripts/ is not a package), to call its functions
-    or its ``main`` in this process."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    """``<folder>/<name>.py`` of the repository (``tools/gpu_check_verdict``) as a module
+    (those folders are no packages), to call its functions or its ``main`` in this process."""
+    path = ROOT / f"{name}.py"
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None, name
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -135,7 +148,7 @@ def load_script(name: str) -> types.ModuleType:
 
 
 def script_main(module: types.ModuleType, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """``python scripts/<module>.py ARGS`` through its ``main``, in this process: the exit
+    """``python <folder>/<module>.py ARGS`` through its ``main``, in this process: the exit
     status it would give (argparse's 2 for a bad argument)."""
     monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *args])
     try:

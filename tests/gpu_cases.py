@@ -1,5 +1,5 @@
 """The configs ``pytest -m gpu`` runs on both the GPU and the CPU, and how far apart the two
-may end up. Shared with ``scripts/measure_gpu_tolerance.py``, which measured the tolerances.
+may end up. Shared with ``tools/measure_gpu_tolerance.py``, which measured the tolerances.
 
 A GPU sums in other orders than a CPU (other GEMM kernels, split-K, TF32 or bf16 inputs when
 asked), so the same config drifts apart over training; what must hold is that the drift stays
@@ -30,7 +30,7 @@ as the "selection" twin) and, before a GPU ran, on the CPU with stand-ins:
 Each tolerance is 3× the larger of the two measurements' largest difference
 (``TOLERANCE_FACTOR``), with floors: at least 5 test images of accuracy (0.001 of the 5000 of
 ``data.limit=5000``) and 0.001 of the kept weights for "selection" (``MIN_SELECTION_MISS``).
-``scripts/measure_gpu_tolerance.py`` prints the table (``--device cuda`` on a GPU).
+``tools/measure_gpu_tolerance.py`` prints the table (``--device cuda`` on a GPU).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ MIN_SELECTION_MISS = 1e-3
 # case with a 16-thread reference and found 6.5 points, against 1.6 from the 2-thread one.
 REFERENCE_THREADS = 2
 # The largest of each difference (before the factor; per epoch for the loss) over two
-# measurements by scripts/measure_gpu_tolerance.py, both against float32 on REFERENCE_THREADS
+# measurements by tools/measure_gpu_tolerance.py, both against float32 on REFERENCE_THREADS
 # threads, seeds 0-2:
 # - on the GPU (--device cuda; NVIDIA H200, torch 2.11.0+cu130, 2026-11-26): its fp32 as
 #   "fp32", its TF32 and bf16-mixed as "bf16";

@@ -1,4 +1,4 @@
-"""``scripts/bench_overhead.py`` runs end to end: its prunelab side is a real run (the epoch
+"""``benchmarks/bench_overhead.py`` runs end to end: its prunelab side is a real run (the epoch
 times it reads come from that run's result) and both sides report the same epochs. The
 figures themselves are measured by running the script, never asserted here."""
 
@@ -10,7 +10,7 @@ import sys
 
 from .conftest import ROOT, load_script, script_main
 
-SCRIPT = ROOT / "scripts" / "bench_overhead.py"
+SCRIPT = ROOT / "benchmarks" / "bench_overhead.py"
 
 
 def test_bench_overhead_times_a_real_run_and_the_bare_loop_over_the_same_epochs(tmp_path):
@@ -31,12 +31,12 @@ def test_bench_overhead_times_a_real_run_and_the_bare_loop_over_the_same_epochs(
 
 
 def test_bench_overhead_refuses_a_fit_with_no_timed_epoch(monkeypatch, capsys):
-    assert script_main(load_script("bench_overhead"), monkeypatch, "--epochs", "1") == 2
+    assert script_main(load_script("benchmarks/bench_overhead"), monkeypatch, "--epochs", "1") == 2
     assert "--epochs must be at least 2" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_bench_cli_times_the_commands_and_the_imports_side_by_side():
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_cli.py"), "--rounds",
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cli.py"), "--rounds",
                            "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = ["--help", "config error", "sizes error", "import torch", "import pytorch_lightning"]

@@ -25,7 +25,7 @@ from prunelab.config.schema import schema_fields
 from prunelab.errors import ConfigError
 from prunelab.schedules import SCHEDULES
 
-from .conftest import ROOT, fake_slurm_path
+from .conftest import ROOT, fake_slurm_path, study_presets, study_searchpath
 
 # Each as typed on the command line, and the start of the one line that refuses it.
 BAD = [
@@ -143,9 +143,14 @@ def test_the_jobs_checked_before_hydra_are_the_jobs_hydra_composes(make_cfg, tmp
 
 
 def test_the_default_and_every_preset_pass(make_cfg):
+    """prunelab's own presets, and every study's through Hydra's search path as its run.sh
+    adds it."""
     load(make_cfg())
-    for preset in sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")):
-        job = load(make_cfg(f"experiment={preset}"))
+    presets = {p.stem: None for p in (CONF_DIR / "experiment").glob("*.yaml")}
+    presets.update(study_presets())
+    for preset, study in sorted(presets.items()):
+        search = [study_searchpath(study)] if study else []
+        job = load(make_cfg(f"experiment={preset}", *search))
         assert job.schedule.total_epochs > 0
 
 

@@ -19,13 +19,6 @@ from .conftest import ROOT, fake_slurm_path
 
 DOCS = ROOT / "docs"
 
-# Folders the layout lists before they exist: they arrive with the branch that moves the
-# scripts into studies/, benchmarks/ and tools/. Emptied once it is merged.
-PLANNED = {"studies", "benchmarks", "tools"}
-# Folders of the tree the layout no longer lists: scripts/ empties into the three above.
-# Emptied once that branch is merged.
-LEAVING = {"scripts"}
-
 
 def mkdocs_command() -> list[str] | None:
     """MkDocs from this interpreter (``make docs`` installs the ``docs`` extra), else one on
@@ -104,9 +97,9 @@ def tracked_top_level_folders() -> set[str]:
 
 def test_layout_matches_tree():
     entries = layout_entries()
-    missing = [p for p in entries if not (ROOT / p).exists() and p not in PLANNED]
+    missing = [p for p in entries if not (ROOT / p).exists()]
     assert missing == [], f"docs/design.md lists paths that do not exist: {missing}"
-    unlisted = sorted(tracked_top_level_folders() - set(entries) - LEAVING)
+    unlisted = sorted(tracked_top_level_folders() - set(entries))
     assert unlisted == [], f"top-level folders missing from docs/design.md's layout: {unlisted}"
     package = ROOT / "src" / "prunelab"
     modules = {

@@ -11,7 +11,7 @@ device in its ``numerics`` (what ran, not what was asked).
 A stack on the GPU is checked as ``test_stacked.py`` checks one on the CPU, by its own test
 function: float64, its per-step losses, masks, weights and accuracies, its tolerances.
 ``test_placement.py`` checks devices and dtypes after every resume path under ``-m gpu`` too.
-Run with ``pytest -m gpu``; skipped without CUDA (``scripts/gpu_check.sh`` fails then).
+Run with ``pytest -m gpu``; skipped without CUDA (``tools/gpu_check.sh`` fails then).
 """
 
 from __future__ import annotations

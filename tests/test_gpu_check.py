@@ -1,5 +1,5 @@
-"""``scripts/gpu_check.sh``: its plumbing, run dry on the CPU (the real run needs CUDA), and
-its verdicts (``scripts/gpu_check_verdict.py``) on made-up pytest outputs and results, so
+"""``tools/gpu_check.sh``: its plumbing, run dry on the CPU (the real run needs CUDA), and
+its verdicts (``tools/gpu_check_verdict.py``) on made-up pytest outputs and results, so
 that the ways a real run must fail are seen to fail here."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 
 from .conftest import ROOT, load_script
 
-SCRIPT = ROOT / "scripts" / "gpu_check.sh"
-VERDICT = ROOT / "scripts" / "gpu_check_verdict.py"
+SCRIPT = ROOT / "tools" / "gpu_check.sh"
+VERDICT = ROOT / "tools" / "gpu_check_verdict.py"
 FILES = ["challenge_report.md", "challenge_summary.csv", "env.txt", "gpu_check.log",
          "pytest_gpu.txt", "seed_iterative_summary.csv", "summary.md"]  # fmt: skip
 
@@ -69,8 +69,8 @@ def test_without_cuda_it_stops_at_once_and_says_why(tmp_path):
 
 
 def load_verdict():
-    """``scripts/gpu_check_verdict.py`` as a module."""
-    return load_script("gpu_check_verdict")
+    """``tools/gpu_check_verdict.py`` as a module."""
+    return load_script("tools/gpu_check_verdict")
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,8 @@ LAYERS = {
     "prunelab.report.names": 5, "prunelab.report.axes": 5.05, "prunelab.report.curves": 5,
     "prunelab.report.levels": 5.1,
     "prunelab.report.markdown": 5.2, "prunelab.report.make": 5.3, "prunelab.report": 5.4,
+    # what the studies' tables share, on top of the report (studies/<question>/tables.py)
+    "prunelab.report.studytables": 5.45,
     "prunelab.report.__main__": 5.5,
     # a stack's fit wired (members, callbacks, trainer), where it starts (its checkpoint or
     # the dense cache, built by the same fit), and each member's result written

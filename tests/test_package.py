@@ -25,7 +25,7 @@ import torch
 from prunelab.config import CONF_DIR, check_argv, settings_help
 from prunelab.errors import ConfigError
 
-from .conftest import ROOT, fake_slurm_path, train_cli
+from .conftest import ROOT, fake_slurm_path, study_presets, study_searchpath, train_cli
 
 
 def build_wheel(out: Path) -> Path:
@@ -131,6 +131,17 @@ def test_every_documented_command_composes(command, tmp_path, monkeypatch):
     starts (the default sizes as an override were once refused as "1000 twice"); a SLURM
     command against a cluster with GPUs (stand-ins for its clients)."""
     args = [*shlex.split(command), f"hydra.run.dir={tmp_path}", f"hydra.sweep.dir={tmp_path}"]
+    moved = [
+        a.split("=", 1)[1]
+        for a in args
+        if a.split("=", 1)[0] == "experiment"
+        and a.split("=", 1)[1] in study_presets()
+        and "hydra.searchpath" not in command
+    ]
+    if moved:  # a study preset without its folder: refused naming it, composed with it
+        with pytest.raises(ConfigError, match=f"experiment={moved[0]} is a study preset now"):
+            check_argv(args)
+        args.append(study_searchpath(study_presets()[moved[0]]))
     on_a_cluster = "hydra/launcher=slurm" in command
     if on_a_cluster:
         monkeypatch.setenv("PATH", fake_slurm_path(tmp_path / "bin"))
@@ -157,7 +168,7 @@ print(sorted(m for m in ("torch", "pytorch_lightning") if m in sys.modules), fil
     "args", [["--help"], ["strategy=magnitude"], ["model.sizes=[784,300,100]"], ["lr=0.1"]]
 )
 def test_help_and_a_refused_command_line_import_neither_torch_nor_lightning(tmp_path, args):
-    """They answer in well under a second (scripts/bench_cli.py times them) because nothing
+    """They answer in well under a second (benchmarks/bench_cli.py times them) because nothing
     on their path imports torch (1.5 s) or Lightning (4 s): modules that use torch only in
     their functions import it lazily (prunelab.lazy), and train.py imports the orchestrator
     only when a job runs."""

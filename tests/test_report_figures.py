@@ -28,7 +28,7 @@ from prunelab.report.names import (
     sparsity_plot_name,
 )
 
-from .conftest import train_cli
+from .conftest import study_searchpath, train_cli
 from .test_report_shrinkbench import PNG_MAGIC, axes_by_plot, job, section
 
 FLOPS_PLOT = "Accuracy_vs_FLOPs.png"
@@ -50,8 +50,8 @@ def first_hour(tmp_path_factory) -> Path:
     kinds = {
         "default": [small],
         "snip_at_init": ["schedule=init", "strategy=snip", "optim.lr=0.001", small],
-        "rigl": ["experiment=dst_lenet300", "schedule=rigl", "strategy=random_weight",
-                 "strategy.allocation=erk", "sparsity=0.9", small],
+        "rigl": ["experiment=dst_lenet300", study_searchpath("sparse_training"), "schedule=rigl",
+                 "strategy=random_weight", "strategy.allocation=erk", "sparsity=0.9", small],
         "deeper": ["model.sizes=[784,48,24,10]", "data.batch_size=100"],
     }  # fmt: skip
     for name, args in kinds.items():

@@ -15,7 +15,7 @@ from prunelab.report import make_report, plots
 from prunelab.report.plots import epoch_plot_name, sparsity_plot_name
 from prunelab.results import RESULT_FILE
 
-from .conftest import train_cli
+from .conftest import study_searchpath, train_cli
 from .test_report_shrinkbench import PNG_MAGIC, job, section
 
 
@@ -25,8 +25,9 @@ def finetune_sweep(tmp_path_factory) -> Path:
     0.9, 0 or 1 fine-tune epochs, two seeds, 400 images, one dense epoch."""
     root = tmp_path_factory.mktemp("finetune")
     proc = train_cli(
-        "-m", "experiment=finetune_length", "strategy=weight", "sparsity=0,0.9",
-        "schedule.finetune_epochs=0,1", "seed=0,1", "schedule.epochs=1", "data.limit=400",
+        "-m", "experiment=finetune_length", study_searchpath("finetune"), "strategy=weight",
+        "sparsity=0,0.9", "schedule.finetune_epochs=0,1", "seed=0,1", "schedule.epochs=1",
+        "data.limit=400",
         f"hydra.sweep.dir={root / 'sweep'}", f"paths.cache_dir={root / 'cache'}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

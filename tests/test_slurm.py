@@ -214,7 +214,7 @@ def test_the_cluster_script_installs_slurm_only_when_asked_to(tmp_path):
     """``make test`` on a machine without SLURM must not install Debian's packages: the
     script's install step (run alone, for a command no machine has, with an ``apt-get`` that
     records being called) stops with exit 3 and the one command that would install them."""
-    script = (ROOT / "scripts" / "slurm_cluster.sh").read_text()
+    script = (ROOT / "tools" / "slurm_cluster.sh").read_text()
     steps = re.findall(r"(?ms)^(?:log|cannot_install|ensure_installed)\(\) \{.*?^\}\n", script)
     assert len(steps) == 3
     bin_dir = tmp_path / "bin"

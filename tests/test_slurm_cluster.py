@@ -1,4 +1,4 @@
-"""A real single-node SLURM (``scripts/slurm_cluster.sh``), driven through the public CLI.
+"""A real single-node SLURM (``tools/slurm_cluster.sh``), driven through the public CLI.
 
 The cluster is started once for the session (installing Debian's packages if they are
 missing) on ports of its own, and stopped at the end. Where it cannot be installed (no root,
@@ -26,7 +26,7 @@ from prunelab.results import RESULT_FILE
 from .conftest import ROOT, train_cli
 
 pytestmark = pytest.mark.slurm
-SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
+SCRIPT = ROOT / "tools" / "slurm_cluster.sh"
 # One CPU and 1 GB a job, the driver polling every second, a lost job reported after 5 s.
 LAUNCH = ("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
           "hydra.launcher.poll_s=1", "hydra.launcher.lost_after_s=5")  # fmt: skip

@@ -1,7 +1,8 @@
-"""``scripts/snip_reference.py``, the independent re-implementation of snip-public's SNIP:
-its mask is the global top-k of |w · ∂L/∂w| (checked against the gradient with respect to
-the weights themselves, not the mask), zero biases score 0 and are pruned when they are in
-the mask, and a short run end to end writes the readings the table summarises."""
+"""``studies/snip_reference/snip_reference.py``, the independent re-implementation of
+snip-public's SNIP: its mask is the global top-k of |w · ∂L/∂w| (checked against the gradient
+with respect to the weights themselves, not the mask), zero biases score 0 and are pruned
+when they are in the mask, and a short run end to end writes the readings the table
+summarises."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .conftest import load_script, script_main
 
 @pytest.fixture(scope="module")
 def ref():
-    return load_script("snip_reference")
+    return load_script("studies/snip_reference/snip_reference")
 
 
 def tiny(gen: torch.Generator) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:

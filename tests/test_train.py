@@ -62,7 +62,7 @@ def test_default_run_on_a_subset_writes_a_result_that_matches_the_csv_log(make_c
 
 def test_inference_is_timed_at_the_end_of_a_real_run_not_of_a_quick_look(make_cfg):
     """What the inference timing records; how much faster the export is, is measured by
-    scripts/bench_sparse.py, not asserted on a machine whose load a test cannot know."""
+    benchmarks/bench_sparse.py, not asserted on a machine whose load a test cannot know."""
     from prunelab.config import strategy_method
     from prunelab.finish import measure_inference
 

@@ -5,7 +5,7 @@ through its ``LayerGraph``: a dead output channel of a conv goes with its filter
 input channels (or the H·W flattened columns) of the layer it fed, leaving a physically
 smaller model of the same class of layers with the same logits. Unit (channel) pruning at k
 leaves ≈ (1 − k)² of a middle layer's FLOPs: that is what channel pruning buys on any
-hardware, where sparse weights need sparse kernels to pay (``scripts/bench_sparse.py``).
+hardware, where sparse weights need sparse kernels to pay (``benchmarks/bench_sparse.py``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Each step lives with its concern, and this module only orders them: what a stack
 checkpoint via ``resume.py``, or the dense cache), the fit and its callbacks (``wiring.py``),
 the results (``finish.py``), the process's Lightning set-up (``environment.py``).
 
-On a 2-core CPU a stack does not pay (``scripts/bench_train.py``); on a GPU it is the fast
+On a 2-core CPU a stack does not pay (``benchmarks/bench_train.py``); on a GPU it is the fast
 path, since one small MLP leaves the device mostly idle.
 """
 

@@ -4,7 +4,7 @@
 ``pruning.alive_units``) and the matching input columns of the next layer, leaving a smaller
 *dense* MLP with the same logits. Unit pruning at k removes about k of each hidden layer's
 rows and k of the next layer's columns, so the compact model needs ≈ (1-k)² of the FLOPs: the
-evaluation of a unit-pruned model gets that much faster (``scripts/bench_sparse.py``).
+evaluation of a unit-pruned model gets that much faster (``benchmarks/bench_sparse.py``).
 
 ``export`` goes further for inference: weight-pruned layers sparse enough to pay become
 ``torch.sparse_csr`` matrices (int32 indices). ``save_export``/``load_export`` store the result
@@ -230,7 +230,7 @@ class ExportedNet(nn.Module):
     folded into the weights, dead units compacted away, linear layers dense or CSR — conv
     layers stay dense: PyTorch has no sparse convolution, and an unfolded (im2col) CSR
     product beat LeNet-5's dense conv only at batch 1 (and lost at batch ≥ 64) in
-    ``scripts/bench_sparse.py --model lenet5``. Takes flat inputs, as training data comes."""
+    ``benchmarks/bench_sparse.py --model lenet5``. Takes flat inputs, as training data comes."""
 
     def __init__(self, model: nn.Module, image_shape: tuple[int, ...]) -> None:
         super().__init__()

@@ -59,7 +59,7 @@ def _hydra_entry(cfg: DictConfig) -> float:
     rest; a single run prints user errors as one line and exits 1.
     """
     # Here, not at the top: Lightning and torch cost 5 s to import, which --help and a
-    # refused command line need not pay (scripts/bench_cli.py measures it).
+    # refused command line need not pay (benchmarks/bench_cli.py measures it).
     from prunelab.finish import unrecovered_note
     from prunelab.workflows import run_jobs
 

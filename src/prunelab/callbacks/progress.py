@@ -20,7 +20,7 @@ class EpochSummary(pl.Callback):
 
     One member: its figures. A stack: each figure's range over the members. Also times each
     epoch; ``epoch_times`` (the result's ``epoch_times_s``, and their median ``epoch_time_s``,
-    what ``scripts/bench_gpu.py`` and ``scripts/bench_overhead.py`` compare with a bare
+    what ``benchmarks/bench_gpu.py`` and ``benchmarks/bench_overhead.py`` compare with a bare
     PyTorch loop) span from one epoch's start to the next one's (or, for the last, to the end
     of training): training, validation, pruning, every callback, the log row, the
     learning-rate step and any checkpoint, which the line printed at the epoch's end cannot

@@ -4,7 +4,7 @@ the run's random streams; as flat samples, or as images when a model reads image
 The whole dataset (70k × 784 bytes, or CIFAR-10's 60k × 3072) fits in memory many times over,
 so there are no DataLoader workers: :class:`BatchLoader` slices tensors, which removes the
 per-batch Python overhead a DataLoader adds (measured at ≈15 % of a 2-core CPU epoch at batch
-128; with slicing, ``scripts/bench_overhead.py`` puts Lightning within a few % of a bare loop).
+128; with slicing, ``benchmarks/bench_overhead.py`` puts Lightning within a few % of a bare loop).
 """
 
 from __future__ import annotations
