@@ -177,10 +177,12 @@ def per_seed(errors: pd.Series) -> str:
     return ", ".join(f"{100 * e:.2f}" for e in errors.sort_index())
 
 
-def lenet5_section(dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame) -> list[str]:
+def lenet5_section(
+    dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame, longer: pd.DataFrame
+) -> list[str]:
     """Test error at 2 % density of each method trained sparse from the start (and of RigL
-    trained 40 epochs, ``long``), beside the published figures, and the paired differences
-    that say which start or which moves pay."""
+    trained 40 and 100 epochs, ``long`` and ``longer``), beside the published figures, and the
+    paired differences that say which start or which moves pay."""
     lines = ["### Sparse from the start: test error % at 2 % density", ""]
     lines += ["| method | test error % | per seed 0, 1, 2 |", "|---|---|---|"]
     lines += [row(label, [cell, ""]) for label, cell in PUBLISHED.items()]
@@ -189,6 +191,7 @@ def lenet5_section(dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame) ->
         ("init", "static random ERK mask (prunelab, 20 epochs)", dst[dst["schedule"] == "init"]),
         ("snip", "SNIP (prunelab, 20 epochs)", snip),
         ("rigl40", "RigL (prunelab, 40 epochs)", long),
+        ("rigl100", "RigL (prunelab, 100 epochs)", longer),
     ]
     errors = {}
     for key, label, part in arms:
@@ -198,7 +201,8 @@ def lenet5_section(dst: pd.DataFrame, snip: pd.DataFrame, long: pd.DataFrame) ->
         errors[key] = err.sort_index()
         lines.append(row(label, [pm(errors[key]), per_seed(errors[key])]))
     lines += ["", "Paired by seed (points of test error):", ""]
-    for a, b in (("rigl", "init"), ("snip", "init"), ("rigl", "snip"), ("rigl40", "rigl")):
+    for a, b in (("rigl", "init"), ("snip", "init"), ("rigl", "snip"), ("rigl40", "rigl"),
+                 ("rigl100", "rigl40")):  # fmt: skip
         if a in errors and b in errors:
             lines.append(f"- {a} − {b}: {paired(errors[a] - errors[b])}")
     return [*lines, ""]
@@ -215,7 +219,8 @@ def tables(roots: list[Path]) -> list[str]:
     lenet5 = load(arm_dir(roots, "lenet5_dst"))
     if not lenet5.empty:
         snip = load(arm_dir(roots, "lenet5_snip"))
-        lines += lenet5_section(lenet5, snip, load(arm_dir(roots, "lenet5_rigl_40ep", "rigl_40ep")))
+        long = load(arm_dir(roots, "lenet5_rigl_40ep", "rigl_40ep"))
+        lines += lenet5_section(lenet5, snip, long, load(arm_dir(roots, "lenet5_rigl_100ep")))
     return lines
 
 
