@@ -153,14 +153,33 @@ def test_the_old_script_paths_say_the_new_one_and_run_it():
     )
 
 
-def test_every_stub_left_in_scripts_runs_a_file_that_exists_and_says_when_it_goes():
-    stubs = sorted(p for p in (ROOT / "scripts").iterdir() if p.suffix in {".py", ".sh"})
-    assert len(stubs) <= 5
-    for stub in stubs:
+def test_every_old_script_path_keeps_a_stub_that_names_the_new_one():
+    """Every file scripts/ held before the move (bar sweep.sh, only ever sourced by the
+    drivers) is a stub: a moved script names and runs its new file; a round's driver or tables
+    script, split among the studies, names them in one line and stops."""
+    old = {"bench_cli", "bench_gpu", "bench_overhead", "bench_sparse", "bench_stack_conv",
+           "bench_sweep", "bench_train", "explore_unit_criteria", "gpu_check_verdict",
+           "measure_gpu_tolerance", "results2_tables", "results3_tables", "results4_tables",
+           "results5_tables", "results_tables", "snip_reference", "gpu_check", "run_probes",
+           "run_recipes", "run_results", "run_results2", "run_results3", "run_results4",
+           "run_results5", "run_snip_reference", "slurm_cluster"}  # fmt: skip
+    stubs = {p.stem: p for p in (ROOT / "scripts").iterdir() if p.suffix in {".py", ".sh"}}
+    assert set(stubs) == old
+    for stub in stubs.values():
         text = stub.read_text()
-        head = "".join(text.splitlines(keepends=True)[:2])  # its docstring or comment
-        [new] = re.findall(r"(?:tools|benchmarks)/\w+\.(?:py|sh)", head)
-        assert (ROOT / new).is_file() and "later release" in text, stub
+        assert "later release" in text, stub
+        named = re.findall(r"(?:tools|benchmarks|studies)/[\w/]+\.(?:py|sh)", text)
+        assert named and all((ROOT / n).is_file() for n in named), stub
+
+
+@pytest.mark.parametrize("name", ["run_results5.sh", "results3_tables.py"])
+def test_a_split_round_names_its_studies_in_one_line(name):
+    interpreter = ["bash"] if name.endswith(".sh") else [sys.executable]
+    proc = subprocess.run([*interpreter, str(ROOT / "scripts" / name)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    [line] = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and line.startswith(f"scripts/{name} is split into studies/")
+    assert "studies/" in line.split("now:", 1)[1]
 
 
 def test_lint_covers_the_studies_benchmarks_and_tools_and_nothing_edits_sys_path():

@@ -1,0 +1,13 @@
+"""Moved to tools/measure_gpu_tolerance.py; this stub goes in a later release (scripts/README.md)."""
+
+import runpy
+import sys
+from pathlib import Path
+
+NEW = Path(__file__).resolve().parents[1].joinpath("tools", "measure_gpu_tolerance.py")
+print(
+    "scripts/measure_gpu_tolerance.py is tools/measure_gpu_tolerance.py now; running that (this stub goes in a later release)",
+    file=sys.stderr,
+)
+sys.argv[0] = str(NEW)
+runpy.run_path(str(NEW), run_name="__main__")

@@ -1,0 +1,7 @@
+"""Split into studies/ by question; this stub goes in a later release (scripts/README.md)."""
+
+import sys
+
+sys.exit(
+    "scripts/results5_tables.py is split into studies/ now: studies/papers/tables.py, studies/weight_vs_unit/tables.py, studies/sparse_training/tables.py"
+)
