@@ -58,6 +58,18 @@ def test_an_arm_is_found_in_the_first_root_then_under_its_former_name(tmp_path):
     assert st.arm_dir([a], "nothing") is None and st.load(None).empty
 
 
+def test_arms_run_in_several_numeric_settings_are_keyed_by_their_threads(tmp_path, monkeypatch):
+    for name in ("two", "one", "unfinished"):
+        (tmp_path / name).mkdir()
+    frames = {"two": pd.DataFrame({"threads": [2, 2]}), "one": pd.DataFrame({"threads": [1]}),
+              "unfinished": pd.DataFrame()}  # fmt: skip
+    monkeypatch.setattr(
+        st, "load", lambda folder: frames[folder.name] if folder else pd.DataFrame()
+    )
+    runs = st.by_threads([tmp_path], ["two", "one", "unfinished", "absent"])
+    assert list(runs) == ["2 threads", "1 thread"] and runs["1 thread"] is frames["one"]
+
+
 def test_a_summary_gets_the_cheaper_inference_s_flops(tmp_path):
     (tmp_path / "arm" / "report").mkdir(parents=True)
     pd.DataFrame({"flops/compact": [10, 3], "flops/sparse": [5, 4]}).to_csv(

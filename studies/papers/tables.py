@@ -21,13 +21,13 @@ import pandas as pd
 from prunelab.report import studytables
 from prunelab.report.studytables import (
     arm_dir,
+    by_threads,
     load,
     markdown_table,
     paired,
     row,
     seeds_of,
     tables_main,
-    threads_label,
 )
 
 ROOTS = (Path("outputs/studies/papers"),)
@@ -98,11 +98,7 @@ def lenet5_han_section(df: pd.DataFrame) -> list[str]:
 
 def tables(roots: list[Path]) -> list[str]:
     lines: list[str] = []
-    runs = {}
-    for name in ("han_lenet300", "han_lenet300_1thread"):
-        df = load(arm_dir(roots, name))
-        if not df.empty:
-            runs[threads_label(df)] = df
+    runs = by_threads(roots, ("han_lenet300", "han_lenet300_1thread"))
     if runs:
         lines.append(f"## Han et al. 2015, LeNet-300-100\n\n{han(runs)}\n")
     lenet5 = load(arm_dir(roots, "lenet5_han"))

@@ -22,6 +22,7 @@ import pandas as pd
 
 from prunelab.report.studytables import (
     arm_dir,
+    by_threads,
     header,
     interp_on_log_scale,
     load,
@@ -35,7 +36,6 @@ from prunelab.report.studytables import (
     stats,
     stats_cell,
     tables_main,
-    threads_label,
 )
 
 ROOTS = (Path("outputs/studies/weight_vs_unit"), Path("outputs/studies/finetune"))
@@ -222,11 +222,7 @@ def tables(roots: list[Path]) -> list[str]:
     arms = summaries(roots)
     if arms:
         lines += first_round(arms)
-    runs = {}
-    for name in ("oneshot_5seeds", "oneshot_5seeds_1thread"):
-        df = load(arm_dir(roots, name))
-        if not df.empty:
-            runs[threads_label(df)] = df
+    runs = by_threads(roots, ("oneshot_5seeds", "oneshot_5seeds_1thread"))
     if runs:
         lines.append(f"## One-shot on 5 seeds\n\n{oneshot_5seeds(runs)}\n")
     channels = load(arm_dir(roots, "lenet5_channels"))

@@ -210,6 +210,17 @@ def threads_label(df: pd.DataFrame) -> str:
     return " and ".join(f"{c} thread{'s' if c > 1 else ''}" for c in counts)
 
 
+def by_threads(roots: Sequence[Path], names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The finished arms among ``names``, keyed by their thread counts (``threads_label``):
+    one protocol run in several numeric settings, each setting a column of its table."""
+    runs = {}
+    for name in names:
+        df = load(arm_dir(roots, name))
+        if not df.empty:
+            runs[threads_label(df)] = df
+    return runs
+
+
 def difference_row(label: str, ks: Sequence[float], df: pd.DataFrame, a: dict[str, object],
                    b: dict[str, object]) -> str:  # fmt: skip
     """Arm ``a`` minus arm ``b`` (each a ``where`` of ``by_seed``) at every k, paired by seed."""
