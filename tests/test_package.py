@@ -100,10 +100,23 @@ def test_the_wheel_carries_its_configs_and_runs_from_anywhere(tmp_path):
     assert (sweep / "report" / "report.md").is_file()
 
 
+def handbook_commands() -> list[str]:
+    """Every ``python -m prunelab.train …`` line of the handbook's bash blocks (continuation
+    lines joined, comments dropped)."""
+    commands = []
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(), flags=re.S | re.M):
+            for line in block.replace("\\\n", " ").splitlines():
+                if line.startswith("python -m prunelab.train"):
+                    commands.append(line.split("prunelab.train", 1)[1].split("#")[0].strip())
+    return commands
+
+
 def documented_commands() -> list[str]:
-    """Every ``python -m prunelab.train …`` line of the README and of ``--help``'s examples
-    (continuation lines joined, comments dropped), and every ``key=default`` ``--help``
-    lists (``config.settings_help``, read from the schema)."""
+    """Every ``python -m prunelab.train …`` line of the README, of the handbook
+    (``handbook_commands``) and of ``--help``'s examples (continuation lines joined, comments
+    dropped), and every ``key=default`` ``--help`` lists (``config.settings_help``, read from
+    the schema)."""
     readme = ROOT.joinpath("README.md").read_text().replace("\\\n", " ")
     footer = (CONF_DIR / "config.yaml").read_text()
     lines = [
@@ -122,14 +135,17 @@ def documented_commands() -> list[str]:
             lines.append(token)
         elif indent == 4 and "=" in token:  # a schedule's own settings, under its heading
             lines.append(f"{heading} {token}")
-    return list(dict.fromkeys(lines))  # a command the README and --help both show: once
+    lines += handbook_commands()
+    return list(dict.fromkeys(lines))  # a command shown in several places: once
 
 
 @pytest.mark.parametrize("command", documented_commands())
 def test_every_documented_command_composes(command, tmp_path, monkeypatch):
     """Each command, every job of it, composed and checked as the CLI does before Hydra
     starts (the default sizes as an override were once refused as "1000 twice"); a SLURM
-    command against a cluster with GPUs (stand-ins for its clients)."""
+    command against a cluster with GPUs (stand-ins for its clients). From the repository root,
+    where the handbook's search paths (studies/…/conf, docs/examples/conf) point."""
+    monkeypatch.chdir(ROOT)
     args = [*shlex.split(command), f"hydra.run.dir={tmp_path}", f"hydra.sweep.dir={tmp_path}"]
     moved = [
         a.split("=", 1)[1]
