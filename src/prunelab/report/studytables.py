@@ -44,10 +44,7 @@ def load(folder: Path | None) -> pd.DataFrame:
     its result, its figures (``fig:<name>``) and the method settings the tables group by;
     empty when ``folder`` is None or holds no finished job."""
     rows = []
-    for job in job_dirs(folder) if folder is not None else []:
-        r = read_result(job)
-        if r is None:
-            continue
+    for r in results_of(folder) if folder is not None else []:
         # what the job recorded, not settings to run with: a key only some strategies or
         # schedules have is absent from the others' records
         recorded = r["config"]
