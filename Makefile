@@ -48,8 +48,8 @@ test-slurm: install
 	PRUNELAB_SLURM_INSTALL=1 $(PY) -m pytest -m slurm
 
 lint: install
-	$(PY) -m ruff check src tests studies benchmarks tools scripts docs/examples
-	$(PY) -m ruff format --check src tests studies benchmarks tools scripts docs/examples
+	$(PY) -m ruff check src tests studies benchmarks tools scripts docs/examples examples
+	$(PY) -m ruff format --check src tests studies benchmarks tools scripts docs/examples examples
 
 # The handbook (docs/, mkdocs.yml) into site/, strict: a broken link or anchor, or a page
 # missing from the nav, fails it. Installs the docs extra first into a .venv made before it.

@@ -51,6 +51,9 @@ LAYERS = {
     "prunelab.data.loader": 2.01, "prunelab.data": 2.04, "prunelab.nets": 2,
     # any model, masked and stacked; the model registry; compaction of any model
     "prunelab.stack": 2.1, "prunelab.models": 2.2, "prunelab.compaction": 2.3,
+    # masks installed on a user's own module (no prunelab import); the public API on a
+    # user's module (prunelab.prune…), over every method, compaction and export
+    "prunelab.masking": 2, "prunelab.api": 3.05,
     # what the nets become for inference; the config: its schema, the tree and --help, every
     # check of a job, the command line's checks, the launch checks, the package's front
     "prunelab.sparse": 3, "prunelab.config.schema": 3, "prunelab.config.tree": 3.1,
@@ -67,6 +70,8 @@ LAYERS = {
     "prunelab.callbacks.rewind": 4.5, "prunelab.callbacks.topology": 4.5,
     "prunelab.callbacks.scoring": 4.5, "prunelab.callbacks.training": 4.5,
     "prunelab.callbacks.progress": 4.5, "prunelab.callbacks.pruning": 4.6,
+    # the public API's callback for a user's own Trainer (schedules, drop-and-grow)
+    "prunelab.lightning": 4.6,
     # what a run is made of: callbacks, resuming, the dense cache; the report reads results:
     # its statistics, reading a sweep, plots, markdown, one report, its command line
     "prunelab.callbacks": 5, "prunelab.resume": 5, "prunelab.cache": 5,

@@ -37,6 +37,19 @@ def smaller_layer(layer: nn.Module, rows: Tensor, cols: Tensor) -> nn.Module:
     return new.to(device=layer.weight.device, dtype=layer.weight.dtype)
 
 
+def kept_bias_marked(small: Tensor, rows: Tensor) -> Tensor:
+    """``small``, a compacted layer's mask, where a unit that kept incoming weights only from
+    removed (all-zero) units keeps one of its zero weights marked as kept: a unit whose every
+    incoming weight is masked loses its bias too (``stack.MaskedNet``), but this one still
+    outputs its constant relu(bias), which the layers it feeds read."""
+    lost = ~small.flatten(1).any(dim=1) & rows.flatten(1).any(dim=1)
+    if not bool(lost.any()):
+        return small
+    marked = small.clone()
+    marked.flatten(1)[lost, 0] = True
+    return marked
+
+
 @torch.no_grad()
 def compact_net(net: MaskedNet) -> MaskedNet:
     """``compact`` for any model: a copy of ``net`` whose layers lost their dead units
@@ -67,7 +80,7 @@ def compact_net(net: MaskedNet) -> MaskedNet:
         if new.bias is not None:
             new.bias.copy_(params[f"{module_name(name)}.bias"][rows])
         model.set_submodule(module_name(name), new)
-        small_masks.append(masks[j][rows][:, cols])
+        small_masks.append(kept_bias_marked(masks[j][rows][:, cols], masks[j][rows]))
     small = MaskedNet(model, net.image_shape)
     for dst, src in zip(small.masks(), small_masks, strict=True):
         dst.copy_(src)

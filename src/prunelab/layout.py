@@ -124,11 +124,23 @@ def follow(start: Any, modules: dict[str, nn.Module]) -> tuple[str | None, str |
     return (None, None) if target == "<output>" else (target, None)
 
 
+def layer_tracer() -> torch.fx.Tracer:
+    """fx's tracer, every prunable layer a leaf: a user's subclass of ``Linear`` (or a layer
+    ``prunelab.prune`` masked) is then one ``call_module`` node like ``nn.Linear`` itself,
+    where fx would otherwise trace into its forward."""
+
+    class LayerTracer(torch.fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return is_prunable(m) or super().is_leaf_module(m, qualname)
+
+    return LayerTracer()
+
+
 def trace_feeds(model: nn.Module, names: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
     """``follow`` for every prunable layer ``names``; a model fx cannot trace gets the
     reason for every layer but the last."""
     try:
-        traced = torch.fx.symbolic_trace(model)
+        traced = torch.fx.GraphModule(model, layer_tracer().trace(model))
     except Exception as e:  # fx raises many kinds on dynamic control flow
         why = f"torch.fx cannot trace {type(model).__name__} ({type(e).__name__})"
         return {n: (None, why if n != names[-1] else None) for n in names}
