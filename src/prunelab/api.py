@@ -27,11 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunelab.allocation import ALLOCATIONS
+from prunelab.allocation import ALLOCATIONS, Allocation
 from prunelab.compaction import compact_net
 from prunelab.criteria import CRITERIA, Batch, Criterion
 from prunelab.errors import PluginError, PrunelabError
-from prunelab.graph import LayerGraph
 from prunelab.masking import (
     current_masks,
     install,
@@ -146,16 +145,10 @@ def masked_net(module: nn.Module, shape: tuple[int, ...]) -> MaskedNet:
     return net
 
 
-def graph_of(module: nn.Module, example_inputs: Tensor | None = None) -> LayerGraph:
-    """The module's ``LayerGraph`` (its prunable weights in forward order, how they connect)."""
-    shape = input_shape(module, example_inputs, None)
-    return masked_net(module, shape).layout
-
-
 # ------------------------------------------------------------------ prune
 
 
-def resolve(name: str | Criterion | type[Criterion], registry: Registry[Any], kind: str) -> Any:
+def resolve(name: str | object, registry: Registry[Any], kind: str) -> Any:
     """A criterion or allocation instance from a registry name, an import path, a class or
     an instance; an unknown name in one line listing the known ones."""
     if not isinstance(name, str):
@@ -226,7 +219,7 @@ def prune(
     module: nn.Module,
     sparsity: LayerK,
     criterion: str | Criterion | type[Criterion] = "magnitude",
-    allocation: str = "uniform",
+    allocation: str | Allocation | type[Allocation] = "uniform",
     data: Data | None = None,
     *,
     example_inputs: Tensor | None = None,

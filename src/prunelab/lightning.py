@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from prunelab.allocation import Allocation
 from prunelab.api import (
     LayerK,
     PruningError,
@@ -123,7 +124,7 @@ class Pruning(pl.Callback):
         self,
         sparsity: LayerK,
         criterion: str | Criterion | type[Criterion] = "magnitude",
-        allocation: str = "uniform",
+        allocation: str | Allocation | type[Allocation] = "uniform",
         schedule: str | Schedule = "oneshot",
         *,
         module: str | None = None,
