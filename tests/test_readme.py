@@ -139,6 +139,7 @@ def registered() -> dict[str, set[str]]:
     found = {kind: set(line.split()) for kind, line in zip(kinds, out, strict=True)}
     found["strategy presets"] = {p.stem for p in (CONF_DIR / "strategy").glob("*.yaml")}
     found["launchers"] = {"basic"} | {p.stem for p in (CONF_DIR / "hydra/launcher").glob("*.yaml")}
+    found["loggers"] = {p.stem for p in (CONF_DIR / "logger").glob("*.yaml")}
     return found
 
 

@@ -158,8 +158,9 @@ def set_aside(path: Path, why: str) -> Path:
 LAST_CKPT = "last.ckpt"
 LAST_MANIFEST = "last.json"
 # What a finished or interrupted job leaves in its folder, besides Hydra's own files.
+# The last three are logger=tensorboard's, logger=mlflow's and logger=wandb's folders.
 JOB_FILES = (RESULT_FILE, METRICS_FILE, MODEL_FILE, ERROR_FILE, LAST_CKPT, LAST_MANIFEST,
-             "tensorboard")  # fmt: skip
+             "tensorboard", "mlruns", "wandb")  # fmt: skip
 SUPERSEDED = ".superseded-"
 
 

@@ -149,7 +149,8 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
     check_stack(jobs)
     stack = make_stack(jobs)
     base = stack.base
-    check_environment(base)
+    for job in jobs:  # the members' loggers may differ
+        check_environment(job)
     torch.set_float32_matmul_precision(base.float32_matmul_precision)
     quiet_lightning()
     if base.schedule.RUNS_LEVELS:  # a workflow of runs, not one training
@@ -183,5 +184,5 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
 
 
 def logger_of(job: Config) -> Logger:
-    """The job's logger (``logger=csv|tensorboard``), writing into its folder."""
+    """The job's logger (``logger=csv|tensorboard|mlflow|wandb``), writing into its folder."""
     return hydra.utils.instantiate(dataclasses.asdict(job.logger))

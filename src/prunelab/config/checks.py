@@ -9,6 +9,7 @@ composed it, ``save_model=2`` has already become ``true``.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -31,6 +32,15 @@ from prunelab.schedules import SCHEDULES, Schedule
 from prunelab.selection import Method, method
 
 torch = lazy_import("torch", __name__, "torch")  # only to ask whether CUDA is there
+
+# What a built-in logger=… choice needs beyond prunelab's own dependencies: its choice name,
+# the extra that installs it (pyproject.toml) and the modules any one of which will do
+# (Lightning's TensorBoardLogger also writes with tensorboardX).
+LOGGER_EXTRAS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "prunelab.logs.CsvAndTensorBoard": ("tensorboard", "tb", ("tensorboard", "tensorboardX")),
+    "prunelab.logs.CsvAndMlflow": ("mlflow", "mlflow", ("mlflow",)),
+    "prunelab.logs.CsvAndWandb": ("wandb", "wandb", ("wandb",)),
+}
 
 
 def load(cfg: DictConfig) -> Config:
@@ -209,10 +219,25 @@ def check_layer_sparsity(job: Config, n_weights: list[int]) -> None:
 
 
 def check_environment(job: Config) -> None:
-    """What this machine must offer the job: a GPU if it asks for one. Checked where the
-    job runs, not where a cluster job is submitted from."""
+    """What this machine must offer the job: a GPU if it asks for one, and the package its
+    logger writes with. Checked where the job runs, not where a cluster job is submitted
+    from."""
     if job.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError("trainer=gpu but no CUDA device is visible; use trainer=cpu")
+    check_logger(job.logger._target_)
+
+
+def check_logger(target: str) -> None:
+    """A built-in logger's package is installed; else one line naming the extra, before any
+    job trains (the logger's own import would fail later, mid-sweep, with a traceback).
+    Looked up without importing it: mlflow and wandb take seconds to import."""
+    if target not in LOGGER_EXTRAS:
+        return
+    choice, extra, modules = LOGGER_EXTRAS[target]
+    if not any(importlib.util.find_spec(module) for module in modules):
+        raise ConfigError(
+            f'logger={choice} needs the {extra} extra: pip install "prunelab[{extra}]"'
+        )
 
 
 def check_sizes(sizes: list[int], n_features: int, n_classes: int, dataset: str) -> None:

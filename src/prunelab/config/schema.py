@@ -216,7 +216,7 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    """How a job's curves are written; pick it with logger=csv|tensorboard."""
+    """How a job's curves are written; pick it with logger=csv|tensorboard|mlflow|wandb."""
 
     _target_: str = setting("prunelab.logs.csv_log", "the logger's factory")
     save_dir: str = setting("${paths.output_dir}", "where its files go")
