@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 
 import pytest
 import torch
@@ -269,3 +270,27 @@ def test_a_linear_subclass_with_its_own_forward_is_refused():
     model = nn.Sequential(Scaled(4, 4), nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(prunelab.PruningError, match=r"overrides Linear\.forward"):
         prunelab.prune(model, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("criterion", "allocation"), [("magnitude", "global"), ("snip", "uniform")]
+)
+def test_the_api_and_the_command_lines_stack_give_the_challenge_mlp_the_same_masks(
+    criterion, allocation
+):
+    """The MLP as a user's ``nn.Sequential`` and as prunelab's own stacked MLP (what
+    ``python -m prunelab.train`` prunes): the same weights, the same masks."""
+    from prunelab.selection import method, stacked_masks
+
+    torch.manual_seed(0)
+    sizes = [784, 100, 60, 10]
+    layers = [nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)]
+    model = nn.Sequential(layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2])
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(64, 784, generator=g), torch.randint(0, 10, (64,), generator=g)
+    weights = [layer.weight.detach().clone()[None] for layer in layers]
+    theirs = stacked_masks(method(criterion, allocation), weights, [0.8], [0], pruned=[0, 1],
+                           batches=[(x, y)])  # fmt: skip
+    ours = prunelab.prune(model, 0.8, criterion, allocation, data=(x, y))
+    for name, mask in zip(["0.weight", "2.weight"], theirs, strict=True):
+        assert torch.equal(ours[name], mask[0]), name
