@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -77,41 +77,64 @@ Member = MaskedMLP | MaskedNet
 EVAL_ROWS = 8192
 
 
+class Scanned(NamedTuple):
+    """What a scan measured: the scanned layers (``layer``: its number from 1, ``name``,
+    ``weights``), one row per (layer, k) (``scans.TABLE_COLUMNS``: accuracies as fractions,
+    drops in points, the share of the layer's weights masked), the dense reference's
+    accuracies and the images of each split."""
+
+    layers: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    dense: dict[str, float]
+    samples: dict[str, int]
+
+
 def train_scan(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict[str, Any]]:
-    """A scan job (alone: ``config.check_stack``): its dense run, the scan, and its files
-    (``sensitivity.csv``, ``budget.json``, then ``result.json``), as ``run.run_jobs``
-    expects of the function that trains its jobs."""
+    """A scan job (alone: ``config.check_stack``): its dense run, the scan, and its files,
+    as ``run.run_jobs`` expects of the function that trains its jobs."""
     check_stack(jobs)
     [job] = jobs
     check_environment(job)
     started = time.perf_counter(), time.time()
-    out = Path(job.paths.output_dir)
     dense = run_job(dense_job(job))
     raw = load_data(job)
-    net = load_dense(dense_dir(out) / MODEL_FILE, new_member(job, raw, job.seed))
+    net = load_dense(dense_dir(Path(job.paths.output_dir)) / MODEL_FILE,
+                     new_member(job, raw, job.seed))  # fmt: skip
     scanning = time.perf_counter()
-    layers, rows, reference = scan(job, raw, net)
-    samples = reference.pop("samples")
-    scan_time = time.perf_counter() - scanning
-    write_text_atomic(out / TABLE_FILE, table_csv(rows))
-    record = budget_record(rows, job.schedule.max_drop, layers, job.strategy.allocation,
-                           job.strategy.prune_output)  # fmt: skip
+    scanned = scan(job, raw, net)
+    return [write_scan(job, dense, scanned, time.perf_counter() - scanning, started)]
+
+
+def write_scan(
+    job: Config,
+    dense: dict[str, Any],
+    scanned: Scanned,
+    scan_time: float,
+    started: tuple[float, float],
+) -> dict[str, Any]:
+    """``sensitivity.csv`` and ``budget.json``, then the job's ``result.json`` (written last:
+    its presence marks the scan finished): the dense run's figures, the table under
+    ``sensitivity``; the result."""
+    out = Path(job.paths.output_dir)
+    schedule: SensitivitySchedule = job.schedule
+    write_text_atomic(out / TABLE_FILE, table_csv(scanned.rows))
+    record = budget_record(scanned.rows, schedule.max_drop, scanned.layers,
+                           job.strategy.allocation, job.strategy.prune_output)  # fmt: skip
     write_json_atomic(out / BUDGET_FILE, record)
     final = {f"{split}/{m}": dense[f"{split}_{m}"] for split in ("train", "val", "test")
              for m in ("acc", "loss") if f"{split}_{m}" in dense}  # fmt: skip
-    sensitivity = {"split": SPLIT, "grid": sorted(job.schedule.grid), "layers": layers,
-                   "dense": reference, "samples": samples, "rows": rows, "budget": record,
-                   "scan_time_s": scan_time}  # fmt: skip
-    run = {"sensitivity": sensitivity,
-           **{key: dense.get(key) for key in ("dataset", "data_sha256", "numerics", "fit_time_s",
-                                              "dense_cache")}}  # fmt: skip
+    sensitivity = {"split": SPLIT, "grid": sorted(schedule.grid), "layers": scanned.layers,
+                   "dense": scanned.dense, "samples": scanned.samples, "rows": scanned.rows,
+                   "budget": record, "scan_time_s": scan_time}  # fmt: skip
+    kept = ("dataset", "data_sha256", "numerics", "fit_time_s", "dense_cache")
+    run = {"sensitivity": sensitivity, **{key: dense.get(key) for key in kept}}
     result = job_result(dataclasses.asdict(job), final, dense["figures"], run, started)
     result["sparsity"] = 0.0  # the dense model's figures; the budget's is in budget.json
     save_result(out, result, None)
     log.info("sensitivity scan of %d layers × %d k in %.1f s; budget (%s drop ≤ %g points): "
-             "%s → %s", len(layers), len(job.schedule.grid), scan_time, SPLIT,
-             job.schedule.max_drop, record["override"], out / BUDGET_FILE)  # fmt: skip
-    return [result]
+             "%s → %s", len(scanned.layers), len(schedule.grid), scan_time, SPLIT,
+             schedule.max_drop, record["override"], out / BUDGET_FILE)  # fmt: skip
+    return result
 
 
 def dense_job(job: Config) -> Config:
@@ -149,16 +172,10 @@ def layer_names(net: Member) -> list[str]:
     return [name.removesuffix(".weight") for name in graph.names]
 
 
-def scan(
-    job: Config, raw: RawDataset, net: Member
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def scan(job: Config, raw: RawDataset, net: Member) -> Scanned:
     """Prune each layer ``job``'s strategy prunes alone at each k of its grid, from ``net``
-    (the dense model), and evaluate every member on the validation and test splits.
-
-    Returns the scanned layers (``layer``: its number from 1, ``name``, ``weights``), one row
-    per (layer, k) (``scans.TABLE_COLUMNS``: accuracies as fractions, drops in points, the
-    share of the layer's weights masked) and the dense reference's accuracies (and, under
-    ``samples``, the images of each split)."""
+    (the dense model), and evaluate every member (the dense model first) on the validation
+    and test splits, ``schedule.max_members`` of them per stack."""
     schedule: SensitivitySchedule = job.schedule
     device = torch.device("cuda" if job.trainer.accelerator in ("gpu", "cuda") else "cpu")
     pruned = scanned_layers(job, net)
@@ -170,7 +187,7 @@ def scan(
              len(pruned), len(schedule.grid), len(members), device)  # fmt: skip
     accs: dict[str, list[float]] = {"val": [], "test": []}
     masked: list[float] = []
-    samples = {}
+    samples: dict[str, int] = {}
     for first in range(0, len(members), schedule.max_members):
         chunk = members[first : first + schedule.max_members]
         stack = scan_stack(job, net, chunk, batches, device)
@@ -181,17 +198,29 @@ def scan(
             values += chunk_accs
         masked += masked_share(stack, [layer for layer, _ in chunk], pruned)
         del stack
-    reference: dict[str, Any] = {f"{split}_acc": values[0] for split, values in accs.items()}
-    reference["samples"] = samples
     layers = [{"layer": i + 1, "name": names[i], "weights": sizes[i]} for i in pruned]
+    reference = {f"{split}_acc": values[0] for split, values in accs.items()}
+    return Scanned(layers, table_rows(layers, members, accs, masked), reference, samples)
+
+
+def table_rows(
+    layers: Sequence[dict[str, Any]],
+    members: Sequence[tuple[int | None, float]],
+    accs: dict[str, list[float]],
+    masked: Sequence[float],
+) -> list[dict[str, Any]]:
+    """One row per member (l, k) but the dense reference (member 0): its layer, k, share
+    masked, and per split its accuracy and drop from member 0's, in points."""
     rows = []
-    for j, (layer, k) in enumerate(members[1:], start=1):
-        row: dict[str, Any] = {**layers[layer], "k": k, "pruned": masked[j]}  # type: ignore[index]
+    for j, (layer, k) in enumerate(members):
+        if layer is None:
+            continue
+        row: dict[str, Any] = {**layers[layer], "k": k, "pruned": masked[j]}
         for split, values in accs.items():
             row[f"{split}_acc"] = values[j]
             row[f"{split}_drop"] = round(100.0 * (values[0] - values[j]), 10)
         rows.append(row)
-    return layers, rows, reference
+    return rows
 
 
 def scanned_layers(job: Config, net: Member) -> list[int]:

@@ -2,13 +2,13 @@
 scans), and whether a scan's per-layer budget beats uniform magnitude pruning at the same
 global sparsity (and global magnitude pruning), paired by seed.
 
-Reads every ``result.json`` under ``<root>/scan_mlp``, ``scan_lenet5``, ``budget_mlp`` and
-``budget_lenet5`` and prints markdown: mean ± std (ddof=1) over seeds in %, paired differences
-with a two-sided paired t-test and the count of seeds in which the difference has the sign of
-the mean. Each budget is recomputed from its seed's scan (``prunelab.scans.budget``, the rule
-the scan's own budget.json follows) at every max_drop of ``MAX_DROPS``; ``--budgets SCAN_DIR``
-prints the budgets run.sh trains (one line per seed and distinct budget: seed, max_drop, g and
-the overrides).
+Reads every ``result.json`` under ``<root>/scan_mlp``, ``scan_lenet5``, ``budget_mlp``,
+``budget_lenet5`` and ``budget_mlp_ft`` and prints markdown: mean ± std (ddof=1) over seeds in
+%, paired differences with a two-sided paired t-test and the count of seeds in which the
+difference has the sign of the mean. Each budget is recomputed from its seed's scan
+(``prunelab.scans.budget``, the rule the scan's own budget.json follows) at every max_drop
+of ``MAX_DROPS``; ``--budgets SCAN_DIR`` prints the budgets run.sh trains (one line per seed
+and distinct budget: seed, max_drop, g and the overrides).
 
     python studies/sensitivity/tables.py                # outputs/studies/sensitivity
     python studies/sensitivity/tables.py --budgets outputs/studies/sensitivity/scan_mlp
@@ -32,6 +32,8 @@ ROOTS = (Path("outputs/studies/sensitivity"),)
 MAX_DROPS = (0.1, 0.5, 1.0, 2.0)
 MODELS = {"mlp": "the challenge MLP", "lenet5": "LeNet-5-Caffe"}
 CONTROLS = {"weight": "uniform", "global_weight": "global magnitude"}
+DETAIL_HEAD = ["seed", "max_drop", "budget", "g %", "budget", *CONTROLS.values(),
+               "predicted drop", "drop"]  # fmt: skip
 
 
 def scans_of(folder: Path | None) -> list[dict[str, Any]]:
@@ -77,17 +79,26 @@ def runs_of(folder: Path | None) -> pd.DataFrame:
         profile = r["config"]["strategy"].get("layer_sparsity")
         rows.append({"seed": r["seed"], "strategy": r["strategy"], "sparsity": r["sparsity"],
                      "profile": tuple(profile) if profile else None, "test_acc": r["test_acc"],
-                     "removed": r["figures"]["sparsity/global"]})  # fmt: skip
+                     "val_acc": r["val_acc"], "removed": r["figures"]["sparsity/global"],
+                     "finetune_epochs": r["finetune_epochs"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def pick(runs: pd.DataFrame, seed: int, **where: Any) -> float | None:
-    """The test accuracy of the one run of ``seed`` matching ``where`` (None if absent)."""
+def pick(runs: pd.DataFrame, seed: int, column: str = "test_acc", **where: Any) -> float | None:
+    """``column`` of the one run of ``seed`` matching ``where`` (None if absent)."""
     mask = runs["seed"] == seed
     for key, value in where.items():
         mask &= runs[key].map(lambda v, value=value: v == value)
     found = runs[mask]
-    return float(found["test_acc"].iloc[0]) if len(found) else None
+    return float(found[column].iloc[0]) if len(found) else None
+
+
+def predicted_drop(scan: dict[str, Any], ks: Sequence[float]) -> float:
+    """What the scan predicts a budget costs if the layers' drops added up: the sum of each
+    layer's validation drop at its k, in points."""
+    drops = {(r["layer"], r["k"]): r["val_drop"] for r in scan["sensitivity"]["rows"]}
+    layers = [layer["layer"] for layer in scan["sensitivity"]["layers"]]
+    return sum(drops[layer, k] for layer, k in zip(layers, ks, strict=True) if k)
 
 
 def drops_table(scans: Sequence[dict[str, Any]]) -> list[str]:
@@ -114,10 +125,15 @@ def drops_table(scans: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def comparison_table(scans: Sequence[dict[str, Any]], runs: pd.DataFrame) -> list[str]:
+def comparison_table(
+    scans: Sequence[dict[str, Any]], runs: pd.DataFrame, oneshot: bool = True
+) -> list[str]:
     """Per max_drop: g, the test accuracy of the budget and of each control at g, and the
-    budget minus each control, paired by seed; then every seed's budget."""
+    budget minus each control, paired by seed; then every seed's budget, and for ``oneshot``
+    runs the drop the scan predicts for it (its layers' drops added) beside the one its run
+    shows (validation; after fine-tuning it is no longer the scan's to predict)."""
     found = budgets(scans)
+    by_seed = {r["seed"]: r for r in scans}
     head = ["max_drop (points)", "g %", "budget", *CONTROLS.values(),
             *(f"budget − {c}" for c in CONTROLS.values())]  # fmt: skip
     body, detail = [], []
@@ -136,16 +152,28 @@ def comparison_table(scans: Sequence[dict[str, Any]], runs: pd.DataFrame) -> lis
             profile = "[" + ", ".join(f"{k:g}" for k in b["layer_sparsity"]) + "]"
             cells = [acc[k][i] for k in ("budget", *CONTROLS)]
             accs = ["–" if c is None else f"{100 * c:.2f}" for c in cells]
-            detail.append([str(b["seed"]), f"{drop:g}", profile, f"{100 * b['g']:.2f}", *accs])
+            scan = by_seed[b["seed"]]
+            val = pick(runs, b["seed"], "val_acc", profile=tuple(b["layer_sparsity"]))
+            dense = scan["sensitivity"]["dense"]["val_acc"]
+            shown = "–" if val is None else f"{100 * (dense - val):+.2f}"
+            predicted = f"{predicted_drop(scan, b['layer_sparsity']):+.2f}"
+            detail.append([str(b["seed"]), f"{drop:g}", profile, f"{100 * b['g']:.2f}", *accs,
+                           *((predicted, shown) if oneshot else ())])  # fmt: skip
     return [
-        "Test accuracy (%), one-shot, no fine-tuning, mean ± std over seeds; differences in "
-        "points, paired by seed (t-test, p, seeds with the mean's sign):",
+        "Test accuracy (%), mean ± std over seeds; differences in points, paired by seed "
+        "(t-test, p, seeds with the mean's sign):",
         "",
         markdown_table(head, body),
         "",
-        "Every seed's budget (per-layer k) and its runs (test %):",
+        "Every seed's budget (per-layer k) and its runs (test %)"
+        + (
+            "; the budget's validation drop from the dense model (points) as the scan predicts "
+            "it (the layers' drops added) and as its run shows it:"
+            if oneshot
+            else ":"
+        ),
         "",
-        markdown_table(["seed", "max_drop", "budget", "g %", "budget", *CONTROLS.values()], detail),
+        markdown_table(DETAIL_HEAD if oneshot else DETAIL_HEAD[:-2], detail),
         "",
     ]
 
@@ -157,10 +185,12 @@ def tables(roots: list[Path]) -> list[str]:
         if not scans:
             continue
         out += [f"### {title}: each layer pruned alone", "", *drops_table(scans)]
-        runs = runs_of(arm_dir(roots, f"budget_{model}"))
-        if len(runs):
-            out += [f"### {title}: the scan's budget against uniform k", "",
-                    *comparison_table(scans, runs)]  # fmt: skip
+        for suffix, what in (("", "one-shot, no fine-tuning"),
+                             ("_ft", "one epoch of fine-tuning")):  # fmt: skip
+            runs = runs_of(arm_dir(roots, f"budget_{model}{suffix}"))
+            if len(runs):
+                out += [f"### {title}: the scan's budget against uniform k, {what}", "",
+                        *comparison_table(scans, runs, oneshot=not suffix)]  # fmt: skip
     return out
 
 
