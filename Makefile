@@ -62,7 +62,7 @@ docs: install
 # into outputs/studies/<question>, its tables by `python studies/<question>/tables.py`. Each is
 # resumable; the times are on 2 CPU cores.
 STUDIES := dense-phase weight-vs-unit finetune papers init snip-reference unit-criteria \
-	allocation sparse-training lottery
+	allocation sparse-training lottery sensitivity
 
 # Which dense phase: the recipes side by side, and the helped arms from the former one (~40 min).
 dense-phase: install
@@ -105,6 +105,10 @@ sparse-training: install
 # Lottery tickets and IMP's levels against both controls.
 lottery: install
 	PY=$(PY) bash studies/lottery/run.sh
+
+# Each layer pruned alone (sensitivity scans), and a scan's budget against uniform k.
+sensitivity: install
+	PY=$(PY) bash studies/sensitivity/run.sh
 
 # The targets of the former rounds (goes in a later release): one line naming the studies that
 # hold their arms now, and a failure ($(error): that line alone), so that no target runs half

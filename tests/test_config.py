@@ -94,7 +94,7 @@ BAD = [
      "schedule.rewind_epoch=…)"),
     ("strategy=", "strategy= names no choice; choose one of: activation_neuron, "),
     ("schedule=", "schedule= names no choice; choose one of: gradual, imp, init, iterative, "
-     "lottery, oneshot, rigl, set"),
+     "lottery, oneshot, rigl, sensitivity, set"),
 ]  # fmt: skip
 
 

@@ -40,7 +40,8 @@ LAYERS = {
     "prunelab.settings": 0.6, "prunelab.schedules.ramps": 1, "prunelab.schedules.base": 1.1,
     "prunelab.schedules.oneshot": 1.2, "prunelab.schedules.gradual": 1.2,
     "prunelab.schedules.iterative": 1.2, "prunelab.schedules.lottery": 1.2,
-    "prunelab.schedules.imp": 1.3, "prunelab.schedules.sparse_training": 1.55,
+    "prunelab.schedules.imp": 1.3, "prunelab.schedules.sensitivity": 1.2,
+    "prunelab.schedules.sparse_training": 1.55,
     "prunelab.schedules": 1.58,
     # reading a model's layer graph from the model (probe + torch.fx)
     "prunelab.layout": 1.9,
@@ -61,8 +62,9 @@ LAYERS = {
     "prunelab.config.launch": 3.4,
     "prunelab.config": 3.5,
     # the LightningModule; the GPU pool's locks; what IMP's levels are made of (their
-    # folders, starts and summary rows)
-    "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4,
+    # folders, starts and summary rows); what a sensitivity scan is made of (its members,
+    # files, budget rule)
+    "prunelab.module": 4, "prunelab.gpus": 4, "prunelab.levels": 4, "prunelab.scans": 4,
     # a job's data and loaders; what a stack of jobs is
     "prunelab.job_data": 4, "prunelab.stacks": 4,
     # the callbacks' concerns: the rewind, drop-and-grow, scoring batches, averaging and the
@@ -78,7 +80,7 @@ LAYERS = {
     "prunelab.report.stats": 5, "prunelab.report.read": 5.1, "prunelab.report.plots": 5.1,
     # the plots' parts: what they are called and say, their x axes, the per-epoch lines
     "prunelab.report.names": 5, "prunelab.report.axes": 5.05, "prunelab.report.curves": 5,
-    "prunelab.report.levels": 5.1,
+    "prunelab.report.levels": 5.1, "prunelab.report.sensitivity": 5.1,
     "prunelab.report.markdown": 5.2, "prunelab.report.make": 5.3, "prunelab.report": 5.4,
     # what the studies' tables share, on top of the report (studies/<question>/tables.py)
     "prunelab.report.studytables": 5.45,
@@ -89,8 +91,9 @@ LAYERS = {
     # the one orchestrator
     "prunelab.run": 6,
     # the workflows above it: IMP's levels, each an ordinary run through the orchestrator;
-    # where every job starts (one training, or its schedule's workflow)
-    "prunelab.imp": 6.5, "prunelab.workflows": 6.6,
+    # a sensitivity scan, its dense model an ordinary run; where every job starts (one
+    # training, or its schedule's workflow)
+    "prunelab.imp": 6.5, "prunelab.sensitivity": 6.5, "prunelab.workflows": 6.6,
     # the command line
     "prunelab.train": 7,
     # Hydra's plug-ins: setting up a sweep's jobs; the launchers, which call the orchestrator

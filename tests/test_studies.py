@@ -27,7 +27,7 @@ NO_PRESETS = {
     "dense_phase": "it varies experiment=challenge on the command line",
     "snip_reference": "plain PyTorch (snip_reference.py), no Hydra",
 }
-LIBRARY_PRESETS = ["challenge", "seed_full", "seed_iterative", "smoke"]
+LIBRARY_PRESETS = ["challenge", "seed_full", "seed_iterative", "sensitivity", "smoke"]
 OLD_TARGETS = {
     "recipes": "make dense-phase",
     "probes": "studies/finetune/run.sh",
@@ -43,7 +43,7 @@ RECORDER = '#!/usr/bin/env bash\n{ printf "%q " "$@"; echo; } >> "$RECORD"\n'
 def test_each_study_is_whole_and_has_its_make_target():
     assert sorted(
         ["dense_phase", "weight_vs_unit", "finetune", "papers", "init", "snip_reference",
-         "unit_criteria", "allocation", "sparse_training", "lottery"]
+         "unit_criteria", "allocation", "sparse_training", "lottery", "sensitivity"]
     ) == STUDIES  # fmt: skip
     makefile = (ROOT / "Makefile").read_text()
     readme = (ROOT / "studies" / "README.md").read_text()

@@ -53,7 +53,8 @@ from prunelab.wiring import Checkpointing, final_test, fit
 log = logging.getLogger("prunelab")
 Outcome = dict[str, Any] | BaseException
 # What trains the jobs of ``run_jobs`` that need training: ``train_stack``, or a workflow's
-# (``prunelab.workflows``: IMP's levels, each an ordinary run of its own through here).
+# (``prunelab.workflows``: IMP's levels, a sensitivity scan's dense run, each an ordinary
+# run of its own through here).
 Train = Callable[[Sequence[Config], bool], list[dict[str, Any]]]
 
 
@@ -64,13 +65,14 @@ def as_job(cfg: DictConfig | Config) -> Config:
 
 def group_jobs(cfgs: Sequence[DictConfig | Config], max_members: int) -> list[list[int]]:
     """Indices of ``cfgs`` grouped by ``config.stack_key``, in order, ≤ ``max_members`` each;
-    a job of several runs (``RUNS_LEVELS``) in a group of its own, after the others."""
+    a job of several runs (its schedule's ``WORKFLOW``) in a group of its own, after the
+    others."""
     check_max_members(max_members)
     groups: dict[str, list[int]] = {}
-    alone = []  # jobs of several runs each (schedule=imp) never share a stack
+    alone = []  # jobs of several runs each (schedule=imp, sensitivity) never share a stack
     for i, cfg in enumerate(cfgs):
         job = as_job(cfg)
-        if job.schedule.RUNS_LEVELS:
+        if job.schedule.WORKFLOW is not None:
             alone.append([i])
         else:
             groups.setdefault(stack_key(job), []).append(i)
@@ -153,9 +155,9 @@ def train_stack(jobs: Sequence[Config], progress_bar: bool = False) -> list[dict
         check_environment(job)
     torch.set_float32_matmul_precision(base.float32_matmul_precision)
     quiet_lightning()
-    if base.schedule.RUNS_LEVELS:  # a workflow of runs, not one training
-        raise ValueError(f"schedule={base.schedule.name} runs levels: start it with "
-                         "prunelab.workflows.run_jobs")  # fmt: skip
+    if base.schedule.WORKFLOW is not None:  # a workflow of runs, not one training
+        raise ValueError(f"schedule={base.schedule.name} is a workflow of runs: start it "
+                         "with prunelab.workflows.run_jobs")  # fmt: skip
     started = time.perf_counter(), time.time()
     stack.workdir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(base)

@@ -1,9 +1,10 @@
 """Where every job starts: most jobs are one training, which the orchestrator trains,
 stacked with others where it can (``run.run_jobs``); a job whose schedule is a workflow of
-several ordinary runs (``schedule=imp``, ``Schedule.RUNS_LEVELS``) is trained by its
-workflow (``imp.train_levels``), which sits above the orchestrator and runs each of its
-trainings through it. The command line and the launchers start jobs here, so neither needs
-to know which is which, and nothing below hands a function back up."""
+several ordinary runs (``Schedule.WORKFLOW``: ``schedule=imp``, ``schedule=sensitivity``) is
+trained by its workflow (``imp.train_levels``, ``sensitivity.train_scan``), which sits above
+the orchestrator and runs each of its trainings through it. The command line and the
+launchers start jobs here, so neither needs to know which is which, and nothing below hands a
+function back up."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from prunelab import run
 from prunelab.config import Config
 from prunelab.imp import train_levels
 from prunelab.run import Outcome, Train, as_job, group_jobs
+from prunelab.sensitivity import train_scan
 
-__all__ = ["group_jobs", "run_job", "run_jobs", "workflow"]
+__all__ = ["WORKFLOWS", "group_jobs", "run_job", "run_jobs", "workflow"]
+# Each workflow by the name a schedule's ``WORKFLOW`` gives.
+WORKFLOWS: dict[str, Train] = {"levels": train_levels, "sensitivity": train_scan}
 
 
 def workflow(cfg: DictConfig | Config) -> Train | None:
@@ -28,7 +32,11 @@ def workflow(cfg: DictConfig | Config) -> Train | None:
         job = as_job(cfg)
     except Exception:
         return None
-    return train_levels if job.schedule.RUNS_LEVELS else None
+    name = job.schedule.WORKFLOW
+    if name is not None and name not in WORKFLOWS:
+        raise ValueError(f"schedule={job.schedule.name} names the workflow {name!r}; prunelab "
+                         f"has {', '.join(sorted(WORKFLOWS))}")  # fmt: skip
+    return None if name is None else WORKFLOWS[name]
 
 
 def run_jobs(cfgs: Sequence[DictConfig | Config], progress_bar: bool = False) -> list[Outcome]:

@@ -55,6 +55,8 @@ BASIC_SWEEPERS = (
 # later release, with the stubs left in scripts/).
 MOVED_PRESETS = {
     "allocation": "allocation",
+    "budget_lenet5": "sensitivity",
+    "budget_mlp": "sensitivity",
     "dst_lenet300": "sparse_training",
     "family_lenet300": "sparse_training",
     "finetune_length": "finetune",
@@ -65,6 +67,7 @@ MOVED_PRESETS = {
     "lenet5_dst": "sparse_training",
     "lenet5_han": "papers",
     "lottery_lenet300": "lottery",
+    "scan_lenet5": "sensitivity",
     "unit_criteria": "unit_criteria",
 }
 

@@ -28,7 +28,7 @@ from prunelab.data import DATASETS
 from prunelab.errors import ConfigError
 from prunelab.lazy import lazy_import
 from prunelab.pruning import prunable_layers
-from prunelab.schedules import SCHEDULES, Schedule
+from prunelab.schedules import SCHEDULES, Schedule, SensitivitySchedule
 from prunelab.selection import Method, method
 
 torch = lazy_import("torch", __name__, "torch")  # only to ask whether CUDA is there
@@ -104,6 +104,7 @@ def check_job(job: Config) -> None:
         )
     check_schedule(job.schedule)
     check_method(job)
+    check_scan(job)
     spec = DATASETS.get(job.data.name)
     if job.model.name == "mlp":
         if job.model.bias or job.model.args:
@@ -183,6 +184,17 @@ def check_method(job: Config) -> None:
         raise ConfigError(
             f"strategy.allocation={s.allocation} spreads weights, but strategy.criterion="
             f"{s.criterion} scores units; use strategy.allocation=uniform or global"
+        )
+
+
+def check_scan(job: Config) -> None:
+    """A sensitivity scan chooses each layer's k itself: a profile given to it would be
+    ignored, so it is refused rather than silently dropped."""
+    if isinstance(job.schedule, SensitivitySchedule) and job.strategy.layer_sparsity is not None:
+        raise ConfigError(
+            "schedule=sensitivity prunes each layer alone at each k of schedule.grid, so "
+            "strategy.layer_sparsity does not apply to it: set strategy.layer_sparsity=null "
+            "(its budget.json gives the profile to use in a run)"
         )
 
 

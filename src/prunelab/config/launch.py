@@ -42,9 +42,9 @@ def check_stack(jobs: Sequence[Config]) -> None:
     """Every job's folder writable, and all of them able to share one stack."""
     for job in jobs:
         check_writable_dir(Path(job.paths.output_dir))
-    if len(jobs) > 1 and jobs[0].schedule.RUNS_LEVELS:
+    if len(jobs) > 1 and jobs[0].schedule.WORKFLOW is not None:
         raise ConfigError(
-            f"schedule={jobs[0].schedule.name} trains its levels one after another and "
+            f"schedule={jobs[0].schedule.name} trains its runs one after another and "
             "cannot share a stack; run it with the default launcher"
         )
     if len({stack_key(j) for j in jobs}) > 1:

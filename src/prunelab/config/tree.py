@@ -82,11 +82,14 @@ def run_name(strategy: str, schedule: str, sparsity: float, levels: int | None =
     """What a single run's folder is called (after its time stamp): what ran, so that SNIP
     after dense training and SNIP at init, or an IMP job and a one-shot prune, never share
     a name. ``weight_k0.9`` (the challenge's one-shot prune), ``snip-init_k0.95``,
-    ``rigl_k0.98``, ``imp_L5`` (IMP's k is where its levels end, not what was asked)."""
+    ``rigl_k0.98``, ``imp_L5`` (IMP's k is where its levels end, not what was asked),
+    ``weight-sensitivity`` (a scan, whose k are its grid)."""
     cls = schedule_class(schedule)
     method = method_name(strategy, schedule)
     if cls is not None and cls.RUNS_LEVELS:
         return f"{method}_L{levels}"
+    if cls is not None and cls.WORKFLOW is not None:  # a scan: `sparsity` is not its k
+        return f"{method}-{schedule}"
     k = f"k{float(sparsity):g}"
     if (cls is not None and cls.USUAL_STRATEGY is not None) or schedule == "oneshot":
         return f"{method}_{k}"

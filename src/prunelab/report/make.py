@@ -10,6 +10,7 @@ never came, and no temp files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -22,6 +23,8 @@ from prunelab.report.markdown import markdown
 from prunelab.report.names import X_AXES
 from prunelab.report.plots import plot_all
 from prunelab.report.read import ReportError, Sweep, epoch_curves, read_sweep, summary_table
+from prunelab.report.sensitivity import sensitivity_report
+from prunelab.scans import is_scan_result
 
 REPORT_FILE = "report.md"
 
@@ -47,15 +50,22 @@ def staged(out: Path) -> Iterator[Path]:
 
 
 def write_report(sweep: Sweep, out: Path, title: str, x: str) -> None:
-    """summary.csv, the plots, the IMP levels (if any) and report.md of ``sweep`` in ``out``,
-    a private folder (``staged``): plain writes, as nothing reads it before it is whole."""
-    summary = summary_table(sweep)
+    """summary.csv, the plots, the IMP levels and sensitivity scans (if any) and report.md of
+    ``sweep`` in ``out``, a private folder (``staged``): plain writes, as nothing reads it
+    before it is whole. A scan's figures are its dense model's, not a pruned model's: scans
+    are reported in their own section, never as rows of the summary."""
+    pruned = [(job, r) for job, r in sweep.results if not is_scan_result(r)]
+    ordinary = dataclasses.replace(sweep, results=pruned)
+    summary = summary_table(ordinary)
     (out / "summary.csv").write_text(summary.to_csv(index=False))
     plots = []
     if len(summary):
-        plots = plot_all(summary, epoch_curves(sweep, summary), out, title, x)
-    extra, level_plots = levels_report([r for _, r in sweep.results], out, title)
-    (out / REPORT_FILE).write_text(markdown(sweep, summary, plots + level_plots, extra))
+        plots = plot_all(summary, epoch_curves(ordinary, summary), out, title, x)
+    extra, level_plots = levels_report([r for _, r in pruned], out, title)
+    scans, scan_plots = sensitivity_report([r for _, r in sweep.results], out, title)
+    (out / REPORT_FILE).write_text(
+        markdown(sweep, summary, plots + level_plots + scan_plots, [*extra, *scans])
+    )
 
 
 def make_report(

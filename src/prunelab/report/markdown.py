@@ -26,6 +26,7 @@ from prunelab.report.read import (
 )
 from prunelab.report.stats import aggregate, layer_numbers
 from prunelab.results import ERROR_FILE
+from prunelab.scans import is_scan_result
 
 # The shared settings a reader needs first; the rest are listed in full below them.
 HEADLINE_KEYS = (
@@ -331,7 +332,7 @@ def markdown(
     if not summary.empty:
         agg = aggregate(summary)
         grouped = any(agg["group"] != "")
-        results = [r for _, r in sweep.results]
+        results = [r for _, r in sweep.results if not is_scan_result(r)]
         lines += settings_section(results)
         lines += groups_section(summary, varying_keys(results))
         lines += ["## Test accuracy vs sparsity", ""]

@@ -27,6 +27,7 @@ from prunelab.identity import identity_settings, show
 from prunelab.levels import is_level_dir
 from prunelab.report.stats import actual_sparsity, compression_ratio, dense_drop
 from prunelab.results import ERROR_FILE, METRICS_FILE, RESULT_FILE, read_result
+from prunelab.scans import is_scan_dir
 
 SPLITS = ("train", "val", "test")
 # The report's own axes: strategy and k are its rows and columns, seeds are averaged over.
@@ -62,7 +63,8 @@ class Sweep:
 def job_dirs(root: Path) -> list[Path]:
     """Every job folder under ``root``: one with a Hydra record, a result or an error; not
     the report's own folder, nor hidden ones (a stack's ``.stacked``, a superseded run's
-    ``.superseded-<identity>`` kept inside a job folder)."""
+    ``.superseded-<identity>`` kept inside a job folder), nor the runs of a workflow (IMP's
+    levels, a scan's dense run), which their job reports."""
     marks = [
         *root.rglob(".hydra/overrides.yaml"),
         *root.rglob(RESULT_FILE),
@@ -74,6 +76,7 @@ def job_dirs(root: Path) -> list[Path]:
         for d in dirs
         if not any(p == "report" or p.startswith(".") for p in d.relative_to(root).parts)
         and not is_level_dir(d)
+        and not is_scan_dir(d)
     )
 
 

@@ -5,6 +5,7 @@ says what the rest of prunelab asks of one):
 - ``oneshot``: train dense, prune once, fine-tune; ``init``: prune before the first step;
 - ``gradual``: Zhu & Gupta's cubic ramp; ``iterative``: the challenge's train-with-pruning;
 - ``lottery``: prune, rewind, retrain; ``imp``: its levels (the ``levels`` workflow);
+- ``sensitivity``: each layer pruned alone at each k of a grid (the ``sensitivity`` workflow);
 - ``set``, ``rigl``: sparse training's drop-and-grow (``sparse_training``);
 
 and the pure functions of the step they share (``ramps``). ``schedule=<name>`` picks one from
@@ -30,6 +31,7 @@ from prunelab.schedules.ramps import (
     iterative_releases_at,
     target_sparsity,
 )
+from prunelab.schedules.sensitivity import CHALLENGE_GRID, SensitivitySchedule
 from prunelab.schedules.sparse_training import DynamicSparseSchedule, RigLSchedule
 from prunelab.settings import setting
 
@@ -48,10 +50,12 @@ for _cls in (
     DynamicSparseSchedule,
     RigLSchedule,
     IMPSchedule,
+    SensitivitySchedule,
 ):
     SCHEDULES.add(_cls.KIND, _cls)
 
 __all__ = [
+    "CHALLENGE_GRID",
     "IMP_ARMS",
     "SCHEDULES",
     "AtInitSchedule",
@@ -64,6 +68,7 @@ __all__ = [
     "OneshotSchedule",
     "RigLSchedule",
     "Schedule",
+    "SensitivitySchedule",
     "cosine_fraction",
     "cubic_ramp",
     "is_schedule",

@@ -13,7 +13,8 @@ from their ``setting`` metadata), its methods what the rest of prunelab asks:
 - the orchestrator: how long to train (``total_epochs``), the dense phase the cache shares
   (``dense_epochs``), a start file, a saved rewind point, the fine-tune guard;
 - the config: what is wrong with the settings together (``problems``), how runs are named
-  (``USUAL_STRATEGY``, ``RUNS_LEVELS``)."""
+  (``USUAL_STRATEGY``, ``RUNS_LEVELS``), and which workflow trains a job of several runs
+  (``WORKFLOW``)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ class Schedule:
     MOVES_WEIGHTS: ClassVar[bool] = False
     # A job of several trainings, one per level, each a result of its own (``levels``).
     RUNS_LEVELS: ClassVar[bool] = False
+    # A job of several ordinary runs that its workflow trains above the orchestrator, never
+    # in a stack with others: the workflow's name in ``prunelab.workflows`` (``levels``:
+    # IMP's; ``sensitivity``: a scan's dense run, then the scan), None for one training.
+    WORKFLOW: ClassVar[str | None] = None
     # Where the schedule itself is the method (sparse training, IMP): the strategy it usually
     # starts from. Its runs and report rows are then named after the schedule
     # (``config.tree.method_name``: ``rigl``, or ``rigl-weight`` from another strategy).

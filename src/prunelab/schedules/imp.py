@@ -30,6 +30,7 @@ class IMPSchedule(Schedule):
 
     KIND: ClassVar[str] = "imp"
     RUNS_LEVELS: ClassVar[bool] = True
+    WORKFLOW: ClassVar[str | None] = "levels"
     USUAL_STRATEGY: ClassVar[str | None] = "weight"
     name: str = schedule_name("imp")
     epochs: int = setting(10, "the training budget: epochs of the dense level and of each", low=1)
