@@ -47,7 +47,7 @@ CLI_BAD_INPUTS = [
     (
         ["schedule=cosine"],
         "unknown schedule 'cosine'; choose one of: gradual, imp, init, iterative, lottery, "
-        "oneshot, rigl, set",
+        "oneshot, rigl, sensitivity, set",
     ),
     (["data=cifar100"], "unknown data 'cifar100'; choose one of: cifar10, fashion_mnist, mnist"),
     (["sparsity=-0.1"], "sparsity must be in [0, 1), got -0.1"),

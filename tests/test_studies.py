@@ -182,10 +182,10 @@ def test_a_split_round_names_its_studies_in_one_line(name):
     assert "studies/" in line.split("now:", 1)[1]
 
 
-def test_lint_covers_the_studies_benchmarks_and_tools_and_nothing_edits_sys_path():
+def test_lint_covers_the_studies_benchmarks_tools_and_examples_and_nothing_edits_sys_path():
     makefile = (ROOT / "Makefile").read_text()
     for check in ("ruff check", "ruff format --check"):
-        assert f"{check} src tests studies benchmarks tools scripts docs/examples\n" in makefile
+        assert f"{check} src tests studies benchmarks tools scripts docs/examples examples\n" in makefile
     sources = [*ROOT.glob("studies/**/*.py"), *ROOT.glob("benchmarks/*.py"),
                *ROOT.glob("src/**/*.py")]  # fmt: skip
     assert [p for p in sources if "sys.path.insert" in Path(p).read_text()] == []

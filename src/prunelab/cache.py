@@ -57,6 +57,10 @@ AFTER_THE_DENSE_PHASE = (
     "schedule.level_fraction",
     "schedule.rewind_step",
     "schedule.controls",
+    # a sensitivity scan prunes the dense model it finds; how it scans is not the dense phase
+    "schedule.grid",
+    "schedule.max_drop",
+    "schedule.max_members",
     "optim.finetune_lr",
     "finetune_guard",
     "finetune_min_correct",
