@@ -105,7 +105,8 @@ def test_help_is_prunelabs_own_text():
     assert proc.returncode == 0
     out = proc.stdout
     assert "prunelab.train" in out and "strategy: " in out
-    assert "schedule: gradual, imp, init, iterative, lottery, oneshot, rigl, sensitivity, set" in out
+    schedules = "gradual, imp, init, iterative, lottery, oneshot, rigl, sensitivity, set"
+    assert f"schedule: {schedules}" in out
     assert "strategy.criterion: activation, activation_out, apoz, gradient, grasp, lamp" in out
     assert out.count("python -m prunelab.train") >= 3, "three examples"
     assert "Powered by Hydra" not in out
