@@ -91,6 +91,7 @@ def test_the_top_level_names_are_prunelab_api_and_all_lists_them():
     import prunelab.api
 
     assert sorted(prunelab.__all__) == sorted(prunelab.PUBLIC_API["prunelab"])
+    assert sorted([*prunelab.api.__all__, "__version__"]) == sorted(prunelab.__all__)
     for name in prunelab.__all__:
         if name != "__version__":
             assert getattr(prunelab, name) is getattr(prunelab.api, name)

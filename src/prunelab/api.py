@@ -46,6 +46,8 @@ from prunelab.selection import Method, stacked_masks
 from prunelab.sparse import TARGETS, ExportedNet, export_net, layer_seconds, model_seconds
 from prunelab.stack import MaskedNet, StackedNet
 
+# ``prunelab.PUBLIC_API["prunelab"]`` names these for the package, which must not import torch
+# to say so; tests/test_public_api.py keeps the two lists equal
 __all__ = [
     "LayerSparsity",
     "PruningError",
