@@ -294,3 +294,10 @@ def test_the_api_and_the_command_lines_stack_give_the_challenge_mlp_the_same_mas
     ours = prunelab.prune(model, 0.8, criterion, allocation, data=(x, y))
     for name, mask in zip(["0.weight", "2.weight"], theirs, strict=True):
         assert torch.equal(ours[name], mask[0]), name
+
+
+def test_a_data_driven_criterion_runs_inside_the_callers_inference_mode():
+    model, (x, y) = cnn(), batch()
+    with torch.inference_mode():
+        masks = prunelab.prune(model, 0.5, "snip", data=(x.clone(), y.clone()))
+    assert int((~masks["fc.weight"]).sum()) == round(0.5 * masks["fc.weight"].numel())

@@ -276,17 +276,21 @@ def prune(
         except TypeError as e:
             raise PruningError(str(e)) from None
     device = net.weights()[0].device
-    scored = [] if data is None or not m.needs_data else [
-        (x.to(device).flatten(1), y.to(device)) for x, y in batches_of(data, batches)
-    ]  # fmt: skip
-    stack = StackedNet([net])
-    try:
-        masks = stacked_masks(
-            m, [layer.weight for layer in stack.layers], [ks], [seed],
-            [layer.mask for layer in stack.layers], pruned, scored, stack.network(),
-        )  # fmt: skip
-    except ValueError as e:
-        raise PruningError(str(e)) from None
+    # scored outside any inference mode of the caller's (a batch made there cannot be
+    # differentiated through): copies of the data, a stack of the plain copy
+    with torch.inference_mode(False):
+        scored = [] if data is None or not m.needs_data else [
+            (x.to(device).flatten(1).clone(), y.to(device).clone())
+            for x, y in batches_of(data, batches)
+        ]  # fmt: skip
+        stack = StackedNet([net])
+        try:
+            masks = stacked_masks(
+                m, [layer.weight for layer in stack.layers], [ks], [seed],
+                [layer.mask for layer in stack.layers], pruned, scored, stack.network(),
+            )  # fmt: skip
+        except ValueError as e:
+            raise PruningError(str(e)) from None
     for layer, mask in zip(layers, masks, strict=True):
         install(layer, mask[0])
     nominal = ks if isinstance(ks, float) else None
