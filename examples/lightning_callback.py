@@ -1,7 +1,7 @@
 """Add prunelab's pruning to a Lightning project you already have: one callback, here
 Zhu & Gupta's gradual pruning to 95 % with LAMP's layer-adaptive budget.
 
-    python examples/lightning_callback.py        # MNIST, a few minutes on a laptop CPU
+    python examples/lightning_callback.py        # 20 000 MNIST images, seconds on 2 CPU cores
     python examples/lightning_callback.py --samples 2000 --epochs 3
 """
 
