@@ -179,6 +179,10 @@ def test_make_permanent_leaves_plain_layers(tmp_path):
     ("kwargs", "says"),
     [
         ({"schedule": "lottery"}, "retrains from rewound weights"),
+        ({"schedule": "sensitivity"}, "is a workflow of several runs"),
+        ({"schedule": "imp"}, "is a workflow of several runs"),
+        ({"schedule": "gradual", "ramp_epochs": 0}, "schedule.ramp_epochs must be a whole number"),
+        ({"schedule": "rigl", "update_every_steps": 0}, "schedule.update_every_steps must be"),
         ({"schedule": "gradual", "ramp_epoch": 2}, "unexpected keyword argument 'ramp_epoch'"),
         ({"schedule": "rigl", "grow": "unit_l2"}, "scores units"),
         ({"schedule": "nope"}, "unknown schedule"),

@@ -37,8 +37,11 @@ from prunelab.api import (
     remove,
     sparsity_report,
 )
+from prunelab.config.schema import schema_fields, type_hints
+from prunelab.config.values import check_value
 from prunelab.criteria import CRITERIA, Criterion
 from prunelab.dst import update_topology, zero_optimizer_state
+from prunelab.errors import ConfigError
 from prunelab.masking import current_masks, installed_masks
 from prunelab.schedules import SCHEDULES, Schedule
 from prunelab.stack import StackedNet
@@ -68,11 +71,22 @@ def make_schedule(schedule: str | Schedule, settings: Mapping[str, Any]) -> Sche
             raise PruningError(f"schedule {schedule!r}: {e}") from None
         except Exception as e:
             raise PruningError(str(e)) from None
-    if made.RUNS_LEVELS or made.after_prune is not None:
+    if made.WORKFLOW is not None:
+        raise PruningError(
+            f"schedule {made.name!r} is a workflow of several runs, which a callback inside one "
+            f"fit cannot run; run it with python -m prunelab.train schedule={made.name}"
+        )
+    if made.after_prune is not None:
         raise PruningError(
             f"schedule {made.name!r} retrains from rewound weights, which a callback inside one "
             f"fit cannot do; run it with python -m prunelab.train schedule={made.name}"
         )
+    hints = type_hints(type(made))
+    try:  # each setting's type and range, as the command line checks them
+        for name, f in schema_fields(type(made)).items():
+            check_value(f"schedule.{name}", getattr(made, name), hints[name], f)
+    except ConfigError as e:
+        raise PruningError(str(e)) from None
     if problems := made.problems():
         raise PruningError(problems[0])
     return made
@@ -87,16 +101,13 @@ def scaled(k: LayerK, fraction: float) -> LayerK:
     return [float(v) * fraction for v in k]
 
 
-@torch.no_grad()
 def mask_optimizer_state(optimizers: Sequence[torch.optim.Optimizer], module: nn.Module) -> None:
     """Zero every per-weight optimizer buffer (Adam's moments, momentum) of the pruned
     weights, so they neither move nor carry momentum into a later regrowth."""
-    for name, mask in installed_masks(module).items():
-        weight = module.get_parameter(name)
-        for opt in optimizers:
-            for value in opt.state.get(weight, {}).values():
-                if isinstance(value, Tensor) and value.shape == weight.shape:
-                    value.mul_(mask)
+    masks = installed_masks(module)
+    weights = [module.get_parameter(name) for name in masks]
+    for opt in optimizers:
+        zero_optimizer_state(opt, weights, [~mask for mask in masks.values()])
 
 
 class Pruning(pl.Callback):
