@@ -129,11 +129,7 @@ def batches_of(data: Data, n: int) -> list[Batch]:
 def plain_copy(module: nn.Module) -> nn.Module:
     """A copy of ``module`` with every mask folded in and no mask installed: what the
     criteria run (a dense gradient must reach the pruned weights)."""
-    plain = copy.deepcopy(module)
-    for m in plain.modules():
-        uninstall(m)
-    plain.__dict__.pop(STATE, None)
-    return plain
+    return remove(copy.deepcopy(module))
 
 
 def masked_net(module: nn.Module, shape: tuple[int, ...]) -> MaskedNet:
