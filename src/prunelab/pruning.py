@@ -39,6 +39,13 @@ def layer_k(k: Sparsity, layer: int) -> float:
     return float(k) if isinstance(k, (int, float)) else float(k[layer])
 
 
+def global_sparsity(ks: Sequence[float], weights: Sequence[int]) -> float:
+    """The fraction of the pruned layers' weights a per-layer profile removes: its mean
+    weighted by each layer's weights (what ``sparsity`` must say of a
+    ``strategy.layer_sparsity`` profile, and a sensitivity budget's g)."""
+    return sum(k * n for k, n in zip(ks, weights, strict=True)) / sum(weights)
+
+
 def n_to_prune(n: int, k: float) -> int:
     """Number of items removed from ``n`` at sparsity ``k``: ``round(k·n)``.
 

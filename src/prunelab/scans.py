@@ -23,6 +23,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prunelab.pruning import global_sparsity
+
+__all__ = ["global_sparsity"]  # re-exported: a budget's g, counted as the config counts it
+
 SCAN_DIR = "scan"  # in the job's folder: the dense run, scan/dense/
 DENSE_DIR = "dense"
 TABLE_FILE = "sensitivity.csv"  # one row per (layer, k), in the job's folder
@@ -81,12 +85,6 @@ def budget(rows: Iterable[Mapping[str, Any]], max_drop: float, layers: Sequence[
     rows = list(rows)
     curves = [[(float(r["k"]), float(r[column])) for r in rows if r["layer"] == n] for n in layers]
     return [layer_budget(curve, max_drop) for curve in curves]
-
-
-def global_sparsity(ks: Sequence[float], weights: Sequence[int]) -> float:
-    """The fraction of the pruned layers' weights a per-layer profile removes: its mean
-    weighted by each layer's weights, as ``config.check_layer_sparsity`` counts it."""
-    return sum(k * n for k, n in zip(ks, weights, strict=True)) / sum(weights)
 
 
 def number(value: float) -> str:

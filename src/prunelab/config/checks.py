@@ -27,7 +27,7 @@ from prunelab.config.values import (
 from prunelab.data import DATASETS
 from prunelab.errors import ConfigError
 from prunelab.lazy import lazy_import
-from prunelab.pruning import prunable_layers
+from prunelab.pruning import global_sparsity, prunable_layers
 from prunelab.schedules import SCHEDULES, Schedule, SensitivitySchedule
 from prunelab.selection import Method, method
 
@@ -221,7 +221,7 @@ def check_layer_sparsity(job: Config, n_weights: list[int]) -> None:
             f"{job.strategy.allocation}, sets each layer's sparsity itself); use "
             "strategy.allocation=uniform or set strategy.layer_sparsity=null"
         )
-    overall = sum(k * n for k, n in zip(profile, pruned, strict=True)) / sum(pruned)
+    overall = global_sparsity(profile, pruned)
     if job.sparsity != 0 and abs(job.sparsity - overall) > 0.005:
         raise ConfigError(
             f"sparsity={job.sparsity} does not match strategy.layer_sparsity, which removes "
